@@ -1,0 +1,65 @@
+"""Load one split of a dataset.zarr into memory as contract-A arrays (physical units, before transforms)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from stride_contracts import DatasetManifest
+from stride_contracts.dataset import DATASET_ARRAYS, SPLIT_CODES
+
+from stride_core.artifacts import load_variable, open_zarr_artifact
+from stride_core.errors import ArtifactError
+
+
+@dataclass(frozen=True)
+class SplitArrays:
+    """One split's arrays: target [time, C_out, H, W], cond_dynamic [time, C_dyn, h, w], cond_static [C_s, H, W]."""
+
+    manifest: DatasetManifest
+    times: pd.DatetimeIndex
+    target: NDArray[np.float32]
+    cond_dynamic: NDArray[np.float32]
+    cond_static: NDArray[np.float32]
+    lat: NDArray[np.float64]
+    lon: NDArray[np.float64]
+    lat_lr: NDArray[np.float64]
+    lon_lr: NDArray[np.float64]
+
+
+def load_split(path: Path, split: str, *, every: int = 1, limit: int | None = None) -> SplitArrays:
+    """Read the time steps of `split` (every `every`-th, at most `limit`), checking shapes against the manifest."""
+    dataset, manifest = open_zarr_artifact(path, DatasetManifest, DATASET_ARRAYS)
+    codes = load_variable(dataset, "split", path).values
+    index = np.flatnonzero(codes == SPLIT_CODES[split])[::every][:limit]
+    if index.size == 0:
+        raise ArtifactError(f"{path}: split '{split}' has no time steps; rebuild the dataset with splits.{split}")
+    subset = dataset.isel(time=index)
+    arrays = SplitArrays(
+        manifest=manifest,
+        times=pd.DatetimeIndex(subset["time"].values),
+        target=load_variable(subset, "target", path).values.astype(np.float32),
+        cond_dynamic=load_variable(subset, "cond_dynamic", path).values.astype(np.float32),
+        cond_static=load_variable(subset, "cond_static", path).values.astype(np.float32),
+        lat=subset["lat"].values,
+        lon=subset["lon"].values,
+        lat_lr=subset["lat_lr"].values,
+        lon_lr=subset["lon_lr"].values,
+    )
+    grid = manifest.grid
+    checks = {
+        "target": (arrays.target.shape[1:], (len(manifest.target), *grid.hr_shape)),
+        "cond_dynamic": (arrays.cond_dynamic.shape[1:], (len(manifest.dynamic), *grid.lr_shape)),
+        "cond_static": (arrays.cond_static.shape, (len(manifest.static), *grid.hr_shape)),
+    }
+    for name, (actual, expected) in checks.items():
+        if tuple(actual) != tuple(expected):
+            raise ArtifactError(
+                f"{path}: array '{name}' has shape {actual}, the manifest implies {expected}; re-create the store"
+            )
+    if not np.isfinite(arrays.cond_dynamic).all() or not np.isfinite(arrays.cond_static).all():
+        raise ArtifactError(f"{path}: conditioning contains NaN in split '{split}'; the model is never fed NaN")
+    return arrays

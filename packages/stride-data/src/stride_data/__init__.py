@@ -1,0 +1,1 @@
+"""stride-data: build a STRIDE dataset.zarr from climate sources."""

@@ -1,0 +1,50 @@
+"""`stride-data`: build a STRIDE dataset.zarr from climate sources, or inspect any STRIDE artifact."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from stride_core.cli import Option, Tool, build_parser, execute
+
+from stride_data.build import build_dataset
+from stride_data.config import DataBuildConfig
+
+EXAMPLE = """\
+stride-data build --config configs/era5_uk.yaml --out demo-out/dataset.zarr
+STRIDE_DATA=/scratch/era5 stride-data build --config era5.yaml --set coarsen.factor=8
+"""
+
+BUILD = Tool(
+    name="stride-data build",
+    summary="Build dataset.zarr: HR target, LR conditioning (conservative coarsening), HR statics, splits.",
+    example=EXAMPLE,
+    config_model=DataBuildConfig,
+    run=build_dataset,
+    options=(
+        Option("--out", "output", "output Zarr store"),
+        Option("--source", "source.path", "source file (relative paths are under $STRIDE_DATA)"),
+        Option("--factor", "coarsen.factor", "HR cells per LR cell along each axis", int),
+    ),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="stride-data",
+        description="Build STRIDE datasets from NetCDF/Zarr climate sources.",
+        epilog="example:\n  " + EXAMPLE.strip().replace("\n", "\n  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    build_parser(BUILD, commands.add_parser("build", help=BUILD.summary))
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return execute(BUILD, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

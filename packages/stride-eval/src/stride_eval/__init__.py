@@ -1,0 +1,1 @@
+"""stride-eval: evaluate samples against targets and baselines."""

@@ -1,0 +1,22 @@
+"""Configuration of `stride-eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from stride_core.config import StrictConfig
+
+FamilyName = Literal["probabilistic", "deterministic", "scale"]
+
+
+class EvalConfig(StrictConfig):
+    """Evaluate samples.zarr against its targets, with baselines, into one long metrics table."""
+
+    samples: Path
+    output: Path = Path("metrics.parquet")
+    families: list[FamilyName] = Field(default_factory=lambda: ["probabilistic", "deterministic", "scale"], min_length=1)
+    baselines: list[Literal["bicubic"]] = Field(default_factory=lambda: ["bicubic"])
+    per_date: bool = Field(default=True, description="Also write per-date rows for the headline metrics.")
+    high_k_fraction: float = Field(default=0.5, gt=0, le=1, description="Upper share of wavenumbers in spectrum_error.")

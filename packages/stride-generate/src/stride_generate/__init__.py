@@ -1,0 +1,1 @@
+"""stride-generate: sample downscaled ensembles from a checkpoint."""

@@ -1,0 +1,29 @@
+"""Configuration of `stride-generate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from stride_contracts import SamplerSettings
+from stride_core.config import StrictConfig
+
+
+class GenerateConfig(StrictConfig):
+    """Sample an ensemble per date of one dataset split from a checkpoint."""
+
+    checkpoint: Path
+    dataset: Path
+    output: Path = Path("samples.zarr")
+    split: Literal["train", "val", "test"] = "test"
+    members: int = Field(default=8, ge=1, le=1024, description="Ensemble members per date (1 for regression).")
+    seed: int = Field(default=0, ge=0, description="Base seed; member k of date i uses seed + i * members + k.")
+    date_stride: int = Field(default=1, ge=1, description="Use every n-th date of the split.")
+    max_dates: int | None = Field(default=None, ge=1)
+    sampler: SamplerSettings = SamplerSettings()
+    batch_size: int = Field(default=64, ge=1, description="Members sampled per network call.")
+    dates_per_chunk: int = Field(default=8, ge=1, description="Dates finished before progress is saved.")
+    use_ema: bool = True
+    threads: int | None = Field(default=None, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"

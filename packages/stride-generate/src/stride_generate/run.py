@@ -1,0 +1,143 @@
+"""`stride-generate` work: sample every chosen date, resumable chunk by chunk, then write samples.zarr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+from stride_contracts import CheckpointManifest, SamplesManifest
+from stride_core.artifacts import read_manifest_folder, write_zarr_artifact
+from stride_core.errors import ArtifactError, StrideError
+from stride_core.metrics import probability_matched_mean
+from stride_core.progress import get_logger, progress
+from stride_core.splits import SplitArrays, load_split
+from stride_core.tracking import RunContext
+from stride_core.transforms import VariableTransforms
+
+from stride_generate.config import GenerateConfig
+from stride_generate.sampling import load_model, member_seeds, sample_dates
+
+log = get_logger("stride-generate")
+
+
+def check_compatible(checkpoint: CheckpointManifest, arrays: SplitArrays, dataset: Path) -> None:
+    """The dataset must offer the variables and grid the model was trained on."""
+    data = arrays.manifest
+    for role in ("target", "dynamic", "static"):
+        have = [v.name for v in getattr(data, role)]
+        want = [v.name for v in getattr(checkpoint, role)]
+        if have != want:
+            raise ArtifactError(
+                f"{dataset}: {role} variables {have} differ from the checkpoint's {want}; build the dataset with "
+                f"the training variables"
+            )
+    spec = checkpoint.model_spec
+    if tuple(data.grid.hr_shape) != tuple(spec.hr_shape) or tuple(data.grid.lr_shape) != tuple(spec.lr_shape):
+        raise ArtifactError(
+            f"{dataset}: grid HR {data.grid.hr_shape} / LR {data.grid.lr_shape} differs from the checkpoint's "
+            f"HR {spec.hr_shape} / LR {spec.lr_shape}"
+        )
+
+
+def work_folder(output: Path) -> Path:
+    return output.parent / f".{output.name}.inprogress"
+
+
+def run_generate(config: GenerateConfig, run: RunContext) -> None:
+    checkpoint = read_manifest_folder(config.checkpoint, CheckpointManifest)
+    run.record_input("checkpoint", config.checkpoint, checkpoint)
+    every = config.date_stride
+    arrays = load_split(config.dataset, config.split, every=every, limit=config.max_dates)
+    run.record_input("dataset", config.dataset, arrays.manifest)
+    check_compatible(checkpoint, arrays, config.dataset)
+    members = 1 if checkpoint.model_spec.kind == "regression" else config.members
+    if members != config.members:
+        log.info("regression checkpoint: generating 1 deterministic member per date")
+
+    device = torch.device("cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu")
+    if config.device == "cuda" and device.type != "cuda":
+        raise StrideError("device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model = load_model(config.checkpoint, checkpoint, config.use_ema, device)
+    transforms = VariableTransforms(checkpoint.transforms)
+
+    # Each chunk of dates is saved as soon as it is sampled, so a killed job resumes where it stopped.
+    folder = work_folder(config.output)
+    folder.mkdir(parents=True, exist_ok=True)
+    n_dates = len(arrays.times)
+    seeds = [member_seeds(config, i, members) for i in range(n_dates)]
+    chunks = list(range(0, n_dates, config.dates_per_chunk))
+    log.info("sampling %d dates x %d members (%d chunks) on %s", n_dates, members, len(chunks), device)
+    for start in progress(chunks, desc="date chunks"):
+        part = folder / f"members_{start:06d}_{members}_{config.seed}.npy"
+        if part.is_file():
+            continue
+        stop = min(start + config.dates_per_chunk, n_dates)
+        values = sample_dates(model, checkpoint, transforms, arrays.cond_dynamic[start:stop],
+                              arrays.cond_static, seeds[start:stop], config, device)
+        np.save(folder / f".{part.name}", values)
+        (folder / f".{part.name}").replace(part)
+    ensemble = np.concatenate(
+        [np.load(folder / f"members_{start:06d}_{members}_{config.seed}.npy") for start in chunks], axis=0
+    ).astype(np.float32)
+    if not np.isfinite(ensemble).all():
+        raise StrideError(f"sampling produced non-finite values; the checkpoint {config.checkpoint} may be broken")
+    pmm = probability_matched_mean(ensemble, member_axis=1).astype(np.float32)
+
+    dataset = _samples_dataset(arrays, ensemble, pmm, np.array(seeds, dtype=np.int64), checkpoint)
+    manifest = SamplesManifest(
+        producer=run.producer(),
+        inputs=run.inputs,
+        target=checkpoint.target,
+        dynamic=checkpoint.dynamic,
+        static=checkpoint.static,
+        grid=arrays.manifest.grid,
+        split=config.split,
+        n_members=members,
+        base_seed=config.seed,
+        sampler=config.sampler,
+        use_ema=config.use_ema,
+        model_kind=checkpoint.model_spec.kind,
+        checkpoint_step=checkpoint.step,
+        transforms=checkpoint.transforms,
+        has_target=bool(np.isfinite(arrays.target).any()),
+    )
+    write_zarr_artifact(dataset, manifest, config.output)
+    for leftover in folder.glob("*.npy"):
+        leftover.unlink()
+    folder.rmdir()
+    run.set_tags({"stride.samples.uri": config.output.resolve().as_uri()})
+    run.log_metrics({"n_dates": float(n_dates), "n_members": float(members)})
+    log.info("wrote %s (%d dates x %d members)", config.output, n_dates, members)
+
+
+def _samples_dataset(
+    arrays: SplitArrays, ensemble: np.ndarray, pmm: np.ndarray, seeds: np.ndarray, checkpoint: CheckpointManifest
+) -> xr.Dataset:
+    names = [v.name for v in checkpoint.target]
+    dataset = xr.Dataset(
+        {
+            "members": (("time", "member", "var", "y", "x"), ensemble),
+            "pmm": (("time", "var", "y", "x"), pmm),
+            "target": (("time", "var", "y", "x"), arrays.target),
+            "cond_dynamic": (("time", "dynamic_var", "y_lr", "x_lr"), arrays.cond_dynamic),
+            "cond_static": (("static_var", "y", "x"), arrays.cond_static),
+            "seeds": (("time", "member"), seeds),
+        },
+        coords={
+            "time": arrays.times.values,
+            "member": np.arange(ensemble.shape[1]),
+            "var": np.array(names, dtype=object),
+            "dynamic_var": np.array([v.name for v in checkpoint.dynamic], dtype=object),
+            "static_var": np.array([v.name for v in checkpoint.static], dtype=object),
+            "lat": ("y", arrays.lat),
+            "lon": ("x", arrays.lon),
+            "lat_lr": ("y_lr", arrays.lat_lr),
+            "lon_lr": ("x_lr", arrays.lon_lr),
+        },
+    )
+    dataset["members"].encoding["chunks"] = (1, *ensemble.shape[1:])
+    return dataset

@@ -1,0 +1,70 @@
+"""Load a checkpoint's model and sample ensembles for dates, in physical units."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from stride_contracts import CheckpointManifest
+from stride_core.errors import ArtifactError
+from stride_core.transforms import VariableTransforms
+from stride_model import assemble_condition, build_model, load_into, sample_ensemble
+
+from stride_generate.config import GenerateConfig
+
+
+def load_model(checkpoint: Path, manifest: CheckpointManifest, use_ema: bool, device: torch.device) -> torch.nn.Module:
+    model = build_model(manifest.model_spec)
+    weights = checkpoint / (manifest.ema_weights_file if use_ema else manifest.weights_file)
+    try:
+        load_into(model, weights)
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise ArtifactError(f"{weights}: cannot load weights ({exc}); the checkpoint is corrupt") from None
+    return model.to(device).eval()
+
+
+def member_seeds(config: GenerateConfig, date_index: int, members: int) -> list[int]:
+    """Seeds of one date's members: unique per (date, member), independent of batching."""
+    return [config.seed + date_index * members + k for k in range(members)]
+
+
+@torch.no_grad()
+def sample_dates(
+    model: torch.nn.Module,
+    manifest: CheckpointManifest,
+    transforms: VariableTransforms,
+    cond_dynamic: np.ndarray,
+    cond_static: np.ndarray,
+    seeds: list[list[int]],
+    config: GenerateConfig,
+    device: torch.device,
+) -> np.ndarray:
+    """Members [dates, members, C_out, H, W] in physical units for physical LR conditioning [dates, C, h, w]."""
+    spec = manifest.model_spec
+    dynamic, static = transforms.forward_conditioning(cond_dynamic, np.broadcast_to(cond_static, (len(cond_dynamic), *cond_static.shape)))
+    assert static is not None
+    condition = assemble_condition(
+        torch.from_numpy(dynamic).to(device), torch.from_numpy(np.ascontiguousarray(static)).to(device), spec
+    )
+    if spec.kind == "regression":
+        prediction = model(condition)[:, None]
+    else:
+        settings = config.sampler
+        prediction = sample_ensemble(
+            model,
+            condition,
+            seeds,
+            spec.out_channels,
+            num_steps=settings.steps,
+            sigma_min=settings.sigma_min,
+            sigma_max=settings.sigma_max,
+            rho=settings.rho,
+            S_churn=settings.S_churn,
+            S_min=settings.S_min,
+            S_max=settings.S_max,
+            S_noise=settings.S_noise,
+            batch_size=config.batch_size,
+        )
+    model_space = prediction.float().cpu().numpy()
+    return transforms.inverse_target(model_space)

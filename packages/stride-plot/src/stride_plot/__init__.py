@@ -1,0 +1,1 @@
+"""stride-plot: quicklooks and metric plots."""

@@ -1,0 +1,1 @@
+"""stride-stats: offline statistics of a dataset's train split."""

@@ -1,0 +1,66 @@
+"""Read a dataset's split lazily, compute the stats of every variable, write stats.parquet."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+import pandas as pd
+from stride_contracts import STATS_COLUMNS, DatasetManifest, StatsManifest, StatsRow
+from stride_contracts.dataset import DATASET_ARRAYS, SPLIT_CODES
+from stride_core.artifacts import load_variable, open_zarr_artifact, write_parquet_artifact
+from stride_core.errors import ArtifactError, StrideError
+from stride_core.progress import get_logger, progress
+from stride_core.tracking import RunContext
+
+from stride_stats.compute import variable_stats
+from stride_stats.config import StatsConfig
+
+log = get_logger("stride-stats")
+
+
+def run_stats(config: StatsConfig, run: RunContext) -> None:
+    dataset, manifest = open_zarr_artifact(config.dataset, DatasetManifest, DATASET_ARRAYS)
+    run.record_input("dataset", config.dataset, manifest)
+    split = load_variable(dataset, "split", config.dataset).values
+    times = np.flatnonzero(split == SPLIT_CODES[config.split])
+    if times.size == 0:
+        raise StrideError(f"{config.dataset}: split '{config.split}' is empty; choose another --split")
+    dataset = dataset.isel(time=times).chunk({"time": config.time_chunk})
+    jobs = [("target", name, dataset["target"].sel(target_var=name), ref.units) for name, ref in
+            zip(dataset["target_var"].values, manifest.target, strict=True)]
+    jobs += [("dynamic", name, dataset["cond_dynamic"].sel(dynamic_var=name), ref.units) for name, ref in
+             zip(dataset["dynamic_var"].values, manifest.dynamic, strict=True)]
+    jobs += [("static", name, dataset["cond_static"].sel(static_var=name), ref.units) for name, ref in
+             zip(dataset["static_var"].values, manifest.static, strict=True)]
+
+    client_context = nullcontext()
+    if config.scheduler:
+        from distributed import Client
+
+        client_context = Client(config.scheduler)  # type: ignore[assignment]
+    rows = []
+    with client_context:
+        for role, name, array, units in progress(jobs, desc="variables"):
+            try:
+                stats = variable_stats(array.data, log_eps=config.log_eps, bins=config.histogram_bins)
+            except ValueError:
+                raise ArtifactError(
+                    f"{config.dataset}: {role} variable '{name}' has no valid value in split '{config.split}'"
+                ) from None
+            except Exception as exc:
+                raise ArtifactError(
+                    f"{config.dataset}: reading {role} '{name}' failed ({type(exc).__name__}: {exc}); the store "
+                    f"is corrupt or incomplete, re-create it with stride-data build"
+                ) from None
+            rows.append(StatsRow(role=role, variable=str(name), units=units, **stats).model_dump())
+    table = pd.DataFrame(rows, columns=list(STATS_COLUMNS))
+    stats_manifest = StatsManifest(
+        producer=run.producer(), inputs=run.inputs, split=config.split, n_times=int(times.size)
+    )
+    write_parquet_artifact(table, stats_manifest, config.output, StatsRow)
+    run.log_artifact(config.output)
+    for row in rows:
+        run.log_metrics({f"{row['role']}.{row['variable']}.mean": row["mean"],
+                         f"{row['role']}.{row['variable']}.std": row["std"]})
+    log.info("wrote %s (%d variables over %d %s time steps)", config.output, len(rows), times.size, config.split)

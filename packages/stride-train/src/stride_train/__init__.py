@@ -1,0 +1,1 @@
+"""stride-train: train an EDM diffusion downscaling model."""

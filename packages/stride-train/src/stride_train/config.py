@@ -1,0 +1,75 @@
+"""Configuration of `stride-train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from stride_core.config import StrictConfig
+
+
+class ModelConfig(StrictConfig):
+    """Network size and kind; channel counts and shapes come from the data, never from here."""
+
+    kind: Literal["edm", "regression"] = "edm"
+    model_channels: int = Field(default=32, ge=4, le=1024)
+    channel_mult: tuple[int, ...] = Field(default=(1, 2, 2), min_length=1, max_length=6)
+    num_blocks: int = Field(default=1, ge=1, le=8)
+    attn_resolutions: tuple[int, ...] = (2,)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+
+
+class EDMConfig(StrictConfig):
+    """EDM training noise distribution, ln(sigma) ~ N(P_mean, P_std^2), and sigma_data (Karras et al. 2022)."""
+
+    P_mean: float = -1.2
+    P_std: float = Field(default=1.2, gt=0)
+    sigma_data: float = Field(default=1.0, gt=0)
+
+
+class OptimConfig(StrictConfig):
+    """AdamW with linear warm-up and gradient-norm clipping."""
+
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_steps: int = Field(default=100, ge=0)
+    grad_clip: float | None = Field(default=1.0, gt=0)
+
+
+class LoopConfig(StrictConfig):
+    steps: int = Field(default=2000, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    seed: int = 0
+    ema_halflife_samples: int = Field(default=5000, ge=1, description="EMA half-life in training samples.")
+    ema_rampup_ratio: float | None = Field(default=0.05, gt=0)
+    log_every: int = Field(default=25, ge=1)
+    val_every: int = Field(default=250, ge=1)
+    val_samples: int = Field(default=64, ge=1, description="Validation samples (fixed, with fixed noise draws).")
+    state_every: int = Field(default=200, ge=1, description="Steps between resumable state saves.")
+    threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: torch's choice).")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class TrainConfig(StrictConfig):
+    """Train an EDM (or regression) downscaling model on a dataset with its offline stats."""
+
+    dataset: Path
+    stats: Path
+    output: Path = Path("checkpoint")
+    model: ModelConfig = ModelConfig()
+    edm: EDMConfig = EDMConfig()
+    optim: OptimConfig = OptimConfig()
+    training: LoopConfig = LoopConfig()
+    transforms: dict[str, Literal["zscore", "log_zscore", "minmax"]] = Field(
+        default_factory=dict, description="Per-variable transform overriding the registry's default."
+    )
+    variables_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> TrainConfig:
+        if self.optim.warmup_steps > self.training.steps:
+            raise ValueError(
+                f"optim.warmup_steps ({self.optim.warmup_steps}) exceeds training.steps ({self.training.steps})"
+            )
+        return self

@@ -1,0 +1,119 @@
+"""Contract for `checkpoint/`: ModelSpec, transform metadata and the resolved training config."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from stride_contracts.base import ArtifactHeader, StrictModel
+from stride_contracts.dataset import VariableRef
+
+
+class ModelSpec(StrictModel):
+    """Everything the network needs to be built; computed outside the model (contract C)."""
+
+    kind: Literal["edm", "regression"] = "edm"
+    in_dynamic_channels: int = Field(ge=1, description="LR dynamic channels per time step.")
+    in_static_channels: int = Field(ge=0)
+    out_channels: int = Field(ge=1)
+    temporal_steps: int = Field(default=1, ge=1)
+    lr_shape: tuple[int, int]
+    hr_shape: tuple[int, int]
+    use_context_encoder: bool = False
+    use_rain_gate: bool = False
+    use_film_vars: bool = False
+    use_film_doy: bool = False
+    model_channels: int = Field(default=32, ge=4)
+    channel_mult: tuple[int, ...] = Field(default=(1, 2, 2), min_length=1)
+    num_blocks: int = Field(default=1, ge=1, description="Residual blocks per resolution level.")
+    attn_resolutions: tuple[int, ...] = Field(
+        default=(), description="Levels (0 = full resolution) that get self-attention."
+    )
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    sigma_data: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _divisible(self) -> ModelSpec:
+        down = 2 ** (len(self.channel_mult) - 1)
+        for axis, size in zip(("height", "width"), self.hr_shape, strict=True):
+            if size % down:
+                raise ValueError(
+                    f"hr_shape {axis} {size} is not divisible by {down} "
+                    f"(2^(len(channel_mult)-1)); use fewer levels or a different crop"
+                )
+        for level in self.attn_resolutions:
+            if not 0 <= level < len(self.channel_mult):
+                raise ValueError(f"attn_resolutions level {level} outside 0..{len(self.channel_mult) - 1}")
+        return self
+
+    @property
+    def in_channels(self) -> int:
+        """Channels fed to the UNet besides the noisy target."""
+        return self.in_dynamic_channels * self.temporal_steps + self.in_static_channels
+
+
+class ZScoreSpec(StrictModel):
+    """x' = (x - mean) / std."""
+
+    kind: Literal["zscore"] = "zscore"
+    mean: float
+    std: float = Field(gt=0)
+
+
+class LogZScoreSpec(StrictModel):
+    """x' = (log(x + eps) - mean) / std, for positive-definite variables."""
+
+    kind: Literal["log_zscore"] = "log_zscore"
+    eps: float = Field(gt=0)
+    mean: float
+    std: float = Field(gt=0)
+
+
+class MinMaxSpec(StrictModel):
+    """x' = (x - min) / (max - min), mapping [min, max] onto [0, 1]."""
+
+    kind: Literal["minmax"] = "minmax"
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _range(self) -> MinMaxSpec:
+        if not self.max > self.min:
+            raise ValueError(f"minmax needs max > min, got min={self.min} max={self.max}")
+        return self
+
+
+TransformSpec = Annotated[ZScoreSpec | LogZScoreSpec | MinMaxSpec, Field(discriminator="kind")]
+
+
+class VariableTransform(StrictModel):
+    """The transform applied to one variable, with every parameter spelled out (contract B)."""
+
+    variable: str
+    transform: TransformSpec
+
+
+class TransformSet(StrictModel):
+    """Transforms for each role, in channel order."""
+
+    target: list[VariableTransform]
+    dynamic: list[VariableTransform]
+    static: list[VariableTransform]
+
+
+class CheckpointManifest(ArtifactHeader):
+    """`checkpoint/manifest.json`."""
+
+    contract: Literal["stride.checkpoint"] = "stride.checkpoint"
+    version: Literal[1] = 1
+    model_spec: ModelSpec
+    transforms: TransformSet
+    target: list[VariableRef]
+    dynamic: list[VariableRef]
+    static: list[VariableRef]
+    step: int = Field(ge=0)
+    weights_file: str = "weights.pt"
+    ema_weights_file: str = "ema_weights.pt"
+    training_config: dict[str, Any] = Field(description="The resolved training config.")
+    final_metrics: dict[str, float] = Field(default_factory=dict)
