@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from stride_contracts.checkpoint import ModelSpec
 
 

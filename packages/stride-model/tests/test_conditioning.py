@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
+
 from stride_contracts.checkpoint import ModelSpec
 from stride_model.conditioning import assemble_condition
 

@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from torch import Tensor
+
 from stride_contracts.checkpoint import ModelSpec
 from stride_model.loss import EDMLoss, regression_loss
 from stride_model.precond import EDMPrecond, RegressionModel
-from torch import Tensor
+from stride_model.unet import UNet
 
 
 def _finite_checking(denoiser: Callable[[Tensor, Tensor, Tensor], Tensor]) -> Callable[..., Tensor]:
@@ -40,7 +42,8 @@ def test_log_sigma_follows_p_mean_and_p_std() -> None:
 
 
 def test_loss_weighting_matches_eq_2() -> None:
-    # With D = 0 the per-pixel loss is weight * target^2, weight = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2.
+    # With D = 0 the per-pixel loss is weight * target^2,
+    # weight = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2.
     def zero(x: Tensor, sigma: Tensor, condition: Tensor) -> Tensor:
         return torch.zeros_like(x)
 
@@ -52,8 +55,9 @@ def test_loss_weighting_matches_eq_2() -> None:
 
 def test_mask_keeps_nan_out_of_network_and_loss(tiny_spec: Callable[..., ModelSpec]) -> None:
     spec = tiny_spec()
-    model = EDMPrecond(spec)
-    torch.nn.init.normal_(model.unet.conv_out.weight, std=0.1)
+    unet = UNet(spec)
+    torch.nn.init.normal_(unet.conv_out.weight, std=0.1)
+    model = EDMPrecond(spec, unet)
     target = torch.randn(3, 1, 16, 24)
     condition = torch.randn(3, spec.in_channels, 16, 24)
     mask = torch.rand(3, 1, 16, 24) > 0.3
@@ -91,7 +95,7 @@ def test_mask_validation() -> None:
         ValueError, match=r"mask: expected the target's shape \[2, 1, 4, 4\], got \[2, 4, 4\]"
     ):
         EDMLoss()(identity, target, torch.zeros(1), torch.ones(2, 4, 4, dtype=torch.bool))
-    with pytest.raises(ValueError, match="torch.bool"):
+    with pytest.raises(ValueError, match=r"torch\.bool"):
         EDMLoss()(identity, target, torch.zeros(1), torch.ones(2, 1, 4, 4))
 
 

@@ -6,16 +6,18 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from torch import Tensor, nn
+
 from stride_contracts.checkpoint import ModelSpec
 from stride_model.ema import EMA, ema_beta
-from stride_model.precond import EDMPrecond
-from torch import nn
+from stride_model.unet import UNet
 
 
 class Scalar(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.p = nn.Parameter(torch.zeros(()))
+        self.count: Tensor
         self.register_buffer("count", torch.zeros(()))
 
 
@@ -57,26 +59,41 @@ def test_rampup_single_update_matches_lerp() -> None:
 
 
 def test_ema_model_is_frozen_copy_and_round_trips(tiny_spec: Callable[..., ModelSpec]) -> None:
-    model = EDMPrecond(tiny_spec())
+    model = UNet(tiny_spec())
     ema = EMA(model)
     assert not ema.model.training
     assert all(not p.requires_grad for p in ema.model.parameters())
-    assert ema.model.unet.conv_in.weight.data_ptr() != model.unet.conv_in.weight.data_ptr()
+    assert ema.model.conv_in.weight.data_ptr() != model.conv_in.weight.data_ptr()
 
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
     ema.update(model, batch_size=8, samples_seen=80)
-    restored = EMA(EDMPrecond(tiny_spec()))
-    restored.load_state_dict(ema.state_dict())
-    for (name, a), b in zip(
-        ema.model.state_dict().items(), restored.model.state_dict().values(), strict=True
-    ):
-        assert torch.equal(a, b), name
+    assert not torch.equal(ema.model.conv_in.weight, model.conv_in.weight)
 
-    target = EDMPrecond(tiny_spec())
+    restored = EMA(UNet(tiny_spec()))
+    restored.load_state_dict(ema.state_dict())
+    for name, value in ema.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], value), name
+
+    target = UNet(tiny_spec())
     ema.copy_to(target)
-    assert torch.equal(target.unet.conv_in.weight, ema.model.unet.conv_in.weight)
+    assert torch.equal(target.conv_in.weight, ema.model.conv_in.weight)
+
+
+def test_update_through_a_wrapper(tiny_spec: Callable[..., ModelSpec]) -> None:
+    # DistributedDataParallel exposes the network as `.module`; names must still line up.
+    model = UNet(tiny_spec())
+    ema = EMA(model, rampup_ratio=None)
+    wrapper = nn.Module()
+    wrapper.module = model
+    ema_before = ema.model.conv_in.weight.clone()
+    with torch.no_grad():
+        model.conv_in.weight.fill_(1.0)
+    beta = ema.update(wrapper, batch_size=8, samples_seen=8)
+    # p_ema = lerp(p, p_ema, beta), EDM's update.
+    expected = torch.ones_like(ema_before).lerp(ema_before, beta)
+    torch.testing.assert_close(ema.model.conv_in.weight, expected)
 
 
 def test_rejects_bad_halflife() -> None:

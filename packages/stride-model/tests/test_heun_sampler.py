@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
+from torch import Tensor
+
 from stride_contracts.checkpoint import ModelSpec
 from stride_model.precond import EDMPrecond
 from stride_model.sampler import StackedRandomGenerator, edm_heun_sampler, sample_ensemble
 from stride_model.schedule import karras_sigmas
-from torch import Tensor
+from stride_model.unet import UNet
 
 MU, S = 1.5, 0.4
 
@@ -52,7 +55,7 @@ def test_karras_schedule_rejects_bad_arguments() -> None:
     ("num_steps", "churn"),
     [(32, {}), (80, {"S_churn": 40.0, "S_min": 0.05, "S_max": 50.0, "S_noise": 1.0})],
 )
-def test_heun_sampler_recovers_gaussian(num_steps: int, churn: dict[str, float]) -> None:
+def test_heun_sampler_recovers_gaussian(num_steps: int, churn: dict[str, Any]) -> None:
     generator = torch.Generator().manual_seed(0)
     latents = torch.randn(20_000, 1, 2, 2, generator=generator)
 
@@ -110,7 +113,7 @@ def test_matches_edm_reference_sampler(S_churn: float) -> None:
         sigma = t.to(torch.float32).expand(x.shape[0])
         return gaussian_denoiser(x.to(torch.float32), sigma, torch.zeros(1))
 
-    settings = {"S_churn": S_churn, "S_min": 0.0, "S_max": math.inf, "S_noise": 1.007}
+    settings: dict[str, Any] = {"S_churn": S_churn, "S_min": 0.0, "S_max": math.inf, "S_noise": 1.007}
     latents = torch.randn(16, 1, 3, 3)
     rngs = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)]
     expected = edm_reference_sampler(
@@ -171,10 +174,11 @@ def test_stacked_generator_is_batch_independent() -> None:
 
 def test_member_reproducible_alone_or_in_batch_with_churn(tiny_spec: Callable[..., ModelSpec]) -> None:
     spec = tiny_spec()
-    model = EDMPrecond(spec).eval()
-    torch.nn.init.normal_(model.unet.conv_out.weight, std=0.05)
+    unet = UNet(spec)
+    torch.nn.init.normal_(unet.conv_out.weight, std=0.05)
+    model = EDMPrecond(spec, unet).eval()
     condition = torch.randn(1, spec.in_channels, 16, 24)
-    settings = {"num_steps": 4, "S_churn": 10.0}
+    settings: dict[str, Any] = {"num_steps": 4, "S_churn": 10.0}
 
     alone = sample_ensemble(model, condition, [7], out_channels=1, **settings)
     batch = sample_ensemble(model, condition, [3, 7, 11], out_channels=1, **settings)
@@ -188,7 +192,7 @@ def test_member_reproducible_alone_or_in_batch_with_churn(tiny_spec: Callable[..
 
 def test_member_bitwise_reproducible_with_analytic_denoiser() -> None:
     condition = torch.zeros(2, 1, 2, 2)
-    settings = {"num_steps": 6, "S_churn": 20.0}
+    settings: dict[str, Any] = {"num_steps": 6, "S_churn": 20.0}
     alone = sample_ensemble(gaussian_denoiser, condition, [[7], [8]], out_channels=1, **settings)
     batch = sample_ensemble(gaussian_denoiser, condition, [[5, 7], [8, 9]], out_channels=1, **settings)
     assert torch.equal(alone[0, 0], batch[0, 1])
@@ -200,3 +204,5 @@ def test_sample_ensemble_seed_validation() -> None:
         sample_ensemble(gaussian_denoiser, torch.zeros(2, 1, 2, 2), [[1, 2], [3]], out_channels=1)
     with pytest.raises(ValueError, match="at least one seed"):
         sample_ensemble(gaussian_denoiser, torch.zeros(2, 1, 2, 2), [], out_channels=1)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        sample_ensemble(gaussian_denoiser, torch.zeros(2, 1, 2, 2), [1], out_channels=1, batch_size=0)

@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from torch import Tensor, nn
+
 from stride_contracts.checkpoint import ModelSpec
 from stride_model.precond import EDMPrecond, RegressionModel, build_model
-from torch import Tensor, nn
 
 
 class RecordingNet(nn.Module):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+
 from stride_contracts.checkpoint import ModelSpec
 from stride_model.unet import SelfAttention, UNet, num_groups
 
@@ -48,6 +49,13 @@ def test_attention_levels_and_bottleneck(tiny_spec: Callable[..., ModelSpec]) ->
         if isinstance(module, SelfAttention):
             grad = module.qkv.weight.grad
             assert grad is not None and grad.abs().sum() > 0
+
+
+def test_odd_width_and_three_levels(tiny_spec: Callable[..., ModelSpec]) -> None:
+    spec = tiny_spec(model_channels=5, channel_mult=(1, 2, 3), num_blocks=2, attn_resolutions=(0, 2))
+    net = UNet(spec)
+    out = net(torch.randn(2, spec.out_channels + spec.in_channels, 16, 24), torch.zeros(2))
+    assert out.shape == (2, 1, 16, 24)
 
 
 def test_no_attention_without_attn_resolutions(tiny_spec: Callable[..., ModelSpec]) -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from stride_contracts.checkpoint import ModelSpec
-from stride_model.precond import build_model
+from stride_model.precond import EDMPrecond, build_model
+from stride_model.unet import UNet
 from stride_model.weights import load_into, load_weights, save_weights
 
 
@@ -18,8 +20,9 @@ class Custom:
 
 def test_round_trip(tmp_path: Path, tiny_spec: Callable[..., ModelSpec]) -> None:
     spec = tiny_spec(attn_resolutions=(1,))
-    model = build_model(spec)
-    torch.nn.init.normal_(model.unet.conv_out.weight)
+    unet = UNet(spec)
+    torch.nn.init.normal_(unet.conv_out.weight)
+    model = EDMPrecond(spec, unet)
     path = save_weights(model, tmp_path / "ckpt" / "weights.pt")
     assert path.exists() and not (tmp_path / "ckpt" / "weights.pt.tmp").exists()
 

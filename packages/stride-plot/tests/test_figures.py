@@ -11,6 +11,7 @@ import pytest
 from matplotlib._pylab_helpers import Gcf
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+
 from stride_plot.figures import metrics_summary_figure, quicklook_figure, save_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -155,7 +156,7 @@ def test_metrics_summary_without_psd_still_has_bars(tmp_path: Path) -> None:
 
 
 def test_metrics_summary_missing_column() -> None:
-    with pytest.raises(ValueError, match="missing column.*'wavenumber'"):
+    with pytest.raises(ValueError, match=r"missing column.*'wavenumber'"):
         metrics_summary_figure(metrics_table().drop(columns="wavenumber"))
 
 

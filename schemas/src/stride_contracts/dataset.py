@@ -53,7 +53,9 @@ class GridInfo(StrictModel):
     def _aligned(self) -> GridInfo:
         expected = (self.lr_shape[0] * self.factor, self.lr_shape[1] * self.factor)
         if tuple(self.hr_shape) != expected:
-            raise ValueError(f"hr_shape {self.hr_shape} is not factor {self.factor} x lr_shape {self.lr_shape}")
+            raise ValueError(
+                f"hr_shape {self.hr_shape} is not factor {self.factor} x lr_shape {self.lr_shape}"
+            )
         return self
 
 

@@ -24,7 +24,9 @@ def render_schemas() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=DEFAULT_DIR, help="folder to write (default: %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_DIR, help="folder to write (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, text in render_schemas().items():

@@ -14,7 +14,9 @@ from stride_contracts.base import ArtifactHeader, StrictModel
 class MetricRow(StrictModel):
     """One value: a metric of one model for one variable, over all dates or one date, maybe per wavenumber."""
 
-    model: str = Field(description="'stride', a baseline such as 'bicubic', or 'truth' for reference spectra.")
+    model: str = Field(
+        description="'stride', a baseline such as 'bicubic', or 'truth' for reference spectra."
+    )
     variable: str
     metric: str
     family: str = Field(description="Evaluation family: probabilistic, deterministic, scale, ...")

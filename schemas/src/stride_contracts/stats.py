@@ -30,7 +30,9 @@ class StatsRow(StrictModel):
     q75: float
     q95: float
     q99: float
-    log_mean: float | None = Field(default=None, description="Mean of log(x + log_eps); None if x < 0 occurs.")
+    log_mean: float | None = Field(
+        default=None, description="Mean of log(x + log_eps); None if x < 0 occurs."
+    )
     log_std: float | None = None
     log_eps: float | None = None
 

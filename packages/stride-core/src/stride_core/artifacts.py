@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,8 +13,8 @@ import pyarrow.parquet as pq
 import xarray as xr
 import zarr
 from pydantic import BaseModel, ValidationError
-from stride_contracts import ArtifactHeader
 
+from stride_contracts import ArtifactHeader
 from stride_core.atomic import atomic_output, write_text_atomic
 from stride_core.errors import ArtifactError
 
@@ -73,7 +74,9 @@ def _manifest_json(manifest: BaseModel) -> dict[str, Any]:
 def _require_exists(path: Path, model: type[ArtifactHeader]) -> None:
     if not path.exists():
         contract, _ = _contract_of(model)
-        raise ArtifactError(f"{path}: not found; expected a {contract} artifact written by {PRODUCERS[contract]}")
+        raise ArtifactError(
+            f"{path}: not found; expected a {contract} artifact written by {PRODUCERS[contract]}"
+        )
 
 
 # --- Zarr -------------------------------------------------------------------------------------------
@@ -86,9 +89,16 @@ def write_zarr_artifact(dataset: xr.Dataset, manifest: ArtifactHeader, path: Pat
         dataset.to_zarr(staging, mode="w", consolidated=False, zarr_format=3)
         group = zarr.open_group(staging, mode="r+")
         group.attrs[MANIFEST_KEY] = _manifest_json(manifest)
+        # Consolidated metadata is a zarr-python extension to v3 (other readers ignore it); it lets a plain
+        # xr.open_zarr(path) open the store in one read and without warnings.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+            zarr.consolidate_metadata(staging)
 
 
-def read_zarr_manifest(path: Path, model: type[ManifestT], required_arrays: tuple[str, ...] = ()) -> ManifestT:
+def read_zarr_manifest(
+    path: Path, model: type[ManifestT], required_arrays: tuple[str, ...] = ()
+) -> ManifestT:
     """Validate a store's manifest and the presence of its arrays, without loading data."""
     path = Path(path)
     _require_exists(path, model)
@@ -184,7 +194,9 @@ def _validate_rows(table: pd.DataFrame, path: Path, row_model: type[BaseModel]) 
         except ValidationError as exc:
             error = exc.errors()[0]
             field = ".".join(str(part) for part in error["loc"])
-            raise ArtifactError(f"{path}: row {index} field '{field}': {error['msg']} (got {record!r})") from None
+            raise ArtifactError(
+                f"{path}: row {index} field '{field}': {error['msg']} (got {record!r})"
+            ) from None
 
 
 # --- Manifest folders (checkpoints) ---------------------------------------------------------------

@@ -86,7 +86,8 @@ def describe_validation_error(exc: ValidationError, source: str, model: type[Bas
     else:
         value = error.get("input")
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        message = f"{source}: '{location}': {error['msg']}{shown}"
+        problem = str(error["msg"]).removeprefix("Value error, ")
+        message = f"{source}: '{location}': {problem}{shown}"
     more = len(exc.errors()) - 1
     return message + (f" [+{more} more problem(s); fix this one first]" if more else "")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+
 from stride_contracts import DatasetManifest
 from stride_contracts.dataset import DATASET_ARRAYS, SPLIT_CODES
-
 from stride_core.artifacts import load_variable, open_zarr_artifact
 from stride_core.errors import ArtifactError
 
@@ -36,7 +36,9 @@ def load_split(path: Path, split: str, *, every: int = 1, limit: int | None = No
     codes = load_variable(dataset, "split", path).values
     index = np.flatnonzero(codes == SPLIT_CODES[split])[::every][:limit]
     if index.size == 0:
-        raise ArtifactError(f"{path}: split '{split}' has no time steps; rebuild the dataset with splits.{split}")
+        raise ArtifactError(
+            f"{path}: split '{split}' has no time steps; rebuild the dataset with splits.{split}"
+        )
     subset = dataset.isel(time=index)
     arrays = SplitArrays(
         manifest=manifest,
@@ -61,5 +63,7 @@ def load_split(path: Path, split: str, *, every: int = 1, limit: int | None = No
                 f"{path}: array '{name}' has shape {actual}, the manifest implies {expected}; re-create the store"
             )
     if not np.isfinite(arrays.cond_dynamic).all() or not np.isfinite(arrays.cond_static).all():
-        raise ArtifactError(f"{path}: conditioning contains NaN in split '{split}'; the model is never fed NaN")
+        raise ArtifactError(
+            f"{path}: conditioning contains NaN in split '{split}'; the model is never fed NaN"
+        )
     return arrays

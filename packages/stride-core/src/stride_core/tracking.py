@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stride_contracts import ArtifactHeader, InputRef, ProducerRef
-
 from stride_core import __version__
 from stride_core.config import flatten
 
@@ -42,7 +41,9 @@ class RunContext:
         """Note an input artifact and the run that produced it, as lineage tags and manifest inputs."""
         uri = Path(path).resolve().as_uri()
         self.inputs.append(
-            InputRef(role=role, uri=uri, contract=manifest.contract, mlflow_run_id=manifest.producer.mlflow_run_id)
+            InputRef(
+                role=role, uri=uri, contract=manifest.contract, mlflow_run_id=manifest.producer.mlflow_run_id
+            )
         )
         self.set_tags({f"stride.input.{role}.uri": uri, f"stride.input.{role}.contract": manifest.contract})
         if manifest.producer.mlflow_run_id:
@@ -50,7 +51,10 @@ class RunContext:
 
     def producer(self) -> ProducerRef:
         return ProducerRef(
-            tool=self.tool, stride_version=__version__, mlflow_run_id=self.run_id, created_utc=datetime.now(UTC)
+            tool=self.tool,
+            stride_version=__version__,
+            mlflow_run_id=self.run_id,
+            created_utc=datetime.now(UTC),
         )
 
     def set_tags(self, tags: dict[str, str]) -> None:

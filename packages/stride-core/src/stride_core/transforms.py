@@ -8,6 +8,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+
 from stride_contracts.checkpoint import (
     LogZScoreSpec,
     MinMaxSpec,
@@ -16,7 +17,6 @@ from stride_contracts.checkpoint import (
     VariableTransform,
     ZScoreSpec,
 )
-
 from stride_core.errors import ArtifactError, ConfigError
 
 Array = NDArray[np.floating]
@@ -105,10 +105,14 @@ class VariableTransforms:
         return self._target._apply(y, inverse=True)
 
     def forward_conditioning(self, dynamic: Array, static: Array | None = None) -> tuple[Array, Array | None]:
-        return self._dynamic._apply(dynamic, False), None if static is None else self._static._apply(static, False)
+        return self._dynamic._apply(dynamic, False), None if static is None else self._static._apply(
+            static, False
+        )
 
     def inverse_conditioning(self, dynamic: Array, static: Array | None = None) -> tuple[Array, Array | None]:
-        return self._dynamic._apply(dynamic, True), None if static is None else self._static._apply(static, True)
+        return self._dynamic._apply(dynamic, True), None if static is None else self._static._apply(
+            static, True
+        )
 
 
 def spec_from_stats(stats: pd.DataFrame, role: str, variable: str, kind: str) -> TransformSpec:
@@ -128,7 +132,9 @@ def spec_from_stats(stats: pd.DataFrame, role: str, variable: str, kind: str) ->
                 f"log_zscore for '{variable}' needs non-negative values, but its stats have none in log space; "
                 f"choose zscore for it"
             )
-        return LogZScoreSpec(eps=float(row["log_eps"]), mean=float(row["log_mean"]), std=float(row["log_std"]) or 1.0)
+        return LogZScoreSpec(
+            eps=float(row["log_eps"]), mean=float(row["log_mean"]), std=float(row["log_std"]) or 1.0
+        )
     if kind == "minmax":
         low, high = float(row["min"]), float(row["max"])
         return MinMaxSpec(min=low, max=high if high > low else low + 1.0)

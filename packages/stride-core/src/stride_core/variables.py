@@ -67,6 +67,10 @@ class VariableRegistry:
                 f"add it with a variables YAML file"
             ) from None
 
+    def get(self, key: str) -> VariableSpec | None:
+        """The entry for `key`, or None for a variable the registry does not know."""
+        return self._specs.get(key)
+
     def __contains__(self, key: object) -> bool:
         return key in self._specs
 

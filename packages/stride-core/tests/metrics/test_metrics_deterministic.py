@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from stride_core.metrics import bias, mae, rmse
 
 

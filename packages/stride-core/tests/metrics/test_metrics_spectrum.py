@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
+
 from stride_core.metrics import radial_power_spectrum, spectrum_error
 
 

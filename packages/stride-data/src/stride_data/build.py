@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
+
 from stride_contracts.dataset import SPLIT_CODES, DatasetManifest, GridInfo, SplitRange, VariableRef
 from stride_core.artifacts import write_zarr_artifact
 from stride_core.errors import InputDataError
@@ -12,9 +13,14 @@ from stride_core.grid import coarsen_conservative, coarsen_coordinate, latitude_
 from stride_core.progress import get_logger
 from stride_core.tracking import RunContext
 from stride_core.variables import VariableRegistry, VariableSpec
-
 from stride_data.config import DataBuildConfig
-from stride_data.sources import check_finite_somewhere, describe_source, find_dim, open_source, select_variable
+from stride_data.sources import (
+    check_finite_somewhere,
+    describe_source,
+    find_dim,
+    open_source,
+    select_variable,
+)
 
 log = get_logger("stride-data")
 
@@ -23,7 +29,10 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
     registry = VariableRegistry.load(config.variables_file)
     specs = {key: registry[key] for key in dict.fromkeys(config.target + config.dynamic + config.static)}
     source, path = open_source(config.source.path, config.source.engine)
-    lat_dim, lon_dim = find_dim(source, ("latitude", "lat"), path), find_dim(source, ("longitude", "lon"), path)
+    lat_dim, lon_dim = (
+        find_dim(source, ("latitude", "lat"), path),
+        find_dim(source, ("longitude", "lon"), path),
+    )
     if "time" not in source.dims:
         raise InputDataError(f"{path}: no 'time' dimension (dims: {list(source.dims)})")
 
@@ -36,7 +45,11 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
     if (n_lat, n_lon) != (source.sizes[lat_dim], source.sizes[lon_dim]):
         log.info(
             "cropping %dx%d to %dx%d so the grid divides by factor %d",
-            source.sizes[lat_dim], source.sizes[lon_dim], n_lat, n_lon, factor,
+            source.sizes[lat_dim],
+            source.sizes[lon_dim],
+            n_lat,
+            n_lon,
+            factor,
         )
     source = source.isel({lat_dim: slice(0, n_lat), lon_dim: slice(0, n_lon)}).sortby("time")
     times = pd.DatetimeIndex(source["time"].values)
@@ -53,7 +66,9 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
         array = select_variable(source, specs[key], path)
         expected = ("time", lat_dim, lon_dim) if with_time else (lat_dim, lon_dim)
         if tuple(array.dims) != expected:
-            raise InputDataError(f"{path}: variable '{array.name}' has dims {array.dims}, expected {expected}")
+            raise InputDataError(
+                f"{path}: variable '{array.name}' has dims {array.dims}, expected {expected}"
+            )
         values = array.values.astype(np.float32)
         check_finite_somewhere(values, f"variable '{array.name}'", path)
         return values
@@ -62,7 +77,9 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
     target = np.stack([load(key, True) for key in config.target], axis=1)
     dynamic = np.stack(
         [
-            coarsen_conservative(load(key, True), factor, weights, min_valid_fraction=config.coarsen.min_valid_fraction)
+            coarsen_conservative(
+                load(key, True), factor, weights, min_valid_fraction=config.coarsen.min_valid_fraction
+            )
             for key in config.dynamic
         ],
         axis=1,

@@ -7,7 +7,6 @@ import sys
 from collections.abc import Sequence
 
 from stride_core.cli import Option, Tool, build_parser, execute
-
 from stride_data.build import build_dataset
 from stride_data.config import DataBuildConfig
 

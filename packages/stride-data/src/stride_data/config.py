@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
+
 from stride_core.config import StrictConfig
 
 
@@ -46,7 +47,9 @@ class SplitsConfig(StrictConfig):
         for index, (name_a, a) in enumerate(ranges):
             for name_b, b in ranges[index + 1 :]:
                 if a.start <= b.end and b.start <= a.end:
-                    raise ValueError(f"splits '{name_a}' and '{name_b}' overlap; date ranges must be disjoint")
+                    raise ValueError(
+                        f"splits '{name_a}' and '{name_b}' overlap; date ranges must be disjoint"
+                    )
         return self
 
     def items(self) -> list[tuple[str, DateRange]]:
@@ -58,7 +61,9 @@ class DataBuildConfig(StrictConfig):
 
     source: SourceConfig
     target: list[str] = Field(min_length=1, description="Registry keys of the HR target variables.")
-    dynamic: list[str] = Field(min_length=1, description="Registry keys of LR dynamic conditioning variables.")
+    dynamic: list[str] = Field(
+        min_length=1, description="Registry keys of LR dynamic conditioning variables."
+    )
     static: list[str] = Field(default_factory=list, description="Registry keys of HR static fields.")
     coarsen: CoarsenConfig = CoarsenConfig()
     splits: SplitsConfig

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
 from stride_contracts.dataset import SourceFile
 from stride_core.data_root import resolve_data_path
 from stride_core.errors import InputDataError
@@ -60,7 +61,9 @@ def select_variable(dataset: xr.Dataset, spec: VariableSpec, path: Path) -> xr.D
 
 def check_finite_somewhere(values: np.ndarray, what: str, path: Path) -> None:
     if not np.isfinite(values).any():
-        raise InputDataError(f"{path}: {what} is entirely NaN in the selected region and times; choose another")
+        raise InputDataError(
+            f"{path}: {what} is entirely NaN in the selected region and times; choose another"
+        )
 
 
 def describe_source(path: Path, variables: list[str]) -> SourceFile:
@@ -75,4 +78,6 @@ def describe_source(path: Path, variables: list[str]) -> SourceFile:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         size = path.stat().st_size
-    return SourceFile(path=str(path.resolve()), size_bytes=size, sha256=digest.hexdigest(), variables=variables)
+    return SourceFile(
+        path=str(path.resolve()), size_bytes=size, sha256=digest.hexdigest(), variables=variables
+    )

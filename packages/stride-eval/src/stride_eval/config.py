@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
+
 from stride_core.config import StrictConfig
 
 FamilyName = Literal["probabilistic", "deterministic", "scale"]
@@ -16,7 +17,11 @@ class EvalConfig(StrictConfig):
 
     samples: Path
     output: Path = Path("metrics.parquet")
-    families: list[FamilyName] = Field(default_factory=lambda: ["probabilistic", "deterministic", "scale"], min_length=1)
+    families: list[FamilyName] = Field(
+        default_factory=lambda: ["probabilistic", "deterministic", "scale"], min_length=1
+    )
     baselines: list[Literal["bicubic"]] = Field(default_factory=lambda: ["bicubic"])
     per_date: bool = Field(default=True, description="Also write per-date rows for the headline metrics.")
-    high_k_fraction: float = Field(default=0.5, gt=0, le=1, description="Upper share of wavenumbers in spectrum_error.")
+    high_k_fraction: float = Field(
+        default=0.5, gt=0, le=1, description="Upper share of wavenumbers in spectrum_error."
+    )

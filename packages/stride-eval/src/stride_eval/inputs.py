@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+
 from stride_contracts import MetricRow
 
 Array = NDArray[np.float32]
@@ -32,5 +33,12 @@ class EvalInputs:
     high_k_fraction: float = 0.5
 
     def row(self, model: str, metric: str, family: str, value: float, **extra: object) -> MetricRow:
-        return MetricRow(model=model, variable=self.variable, metric=metric, family=family, value=float(value),
-                         units=str(extra.pop("units", self.units)), **extra)  # type: ignore[arg-type]
+        return MetricRow(
+            model=model,
+            variable=self.variable,
+            metric=metric,
+            family=family,
+            value=float(value),
+            units=str(extra.pop("units", self.units)),
+            **extra,
+        )  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from stride_contracts import METRICS_COLUMNS, MetricRow, MetricsManifest, SamplesManifest
 from stride_contracts.samples import SAMPLES_ARRAYS
 from stride_core.artifacts import load_variable, open_zarr_artifact, write_parquet_artifact
@@ -11,7 +12,6 @@ from stride_core.errors import ArtifactError
 from stride_core.metrics import bicubic_upsample
 from stride_core.progress import get_logger
 from stride_core.tracking import RunContext
-
 from stride_eval.config import EvalConfig
 from stride_eval.families import REGISTRY
 from stride_eval.inputs import EvalInputs, Prediction
@@ -43,12 +43,19 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
         if "bicubic" in config.baselines:
             if variable.name in dynamic_names:
                 lr = cond[:, dynamic_names.index(variable.name)]
-                predictions["bicubic"] = Prediction(point=bicubic_upsample(lr, manifest.grid.factor).astype(np.float32))
+                predictions["bicubic"] = Prediction(
+                    point=bicubic_upsample(lr, manifest.grid.factor).astype(np.float32)
+                )
             else:
                 log.warning("no LR '%s' among the conditioning: bicubic baseline skipped", variable.name)
         inputs = EvalInputs(
-            variable=variable.name, units=variable.units, times=times, truth=truth[:, channel],
-            predictions=predictions, per_date=config.per_date, high_k_fraction=config.high_k_fraction,
+            variable=variable.name,
+            units=variable.units,
+            times=times,
+            truth=truth[:, channel],
+            predictions=predictions,
+            per_date=config.per_date,
+            high_k_fraction=config.high_k_fraction,
         )
         for family in config.families:
             rows += REGISTRY[family](inputs)
@@ -56,7 +63,11 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
     table = pd.DataFrame([row.model_dump() for row in rows], columns=list(METRICS_COLUMNS))
     models = sorted(set(table["model"]) - {"truth"})
     metrics_manifest = MetricsManifest(
-        producer=run.producer(), inputs=run.inputs, models=models, n_dates=len(times), families=list(config.families)
+        producer=run.producer(),
+        inputs=run.inputs,
+        models=models,
+        n_dates=len(times),
+        families=list(config.families),
     )
     write_parquet_artifact(table, metrics_manifest, config.output, MetricRow)
     run.log_artifact(config.output)

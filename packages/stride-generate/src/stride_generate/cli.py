@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stride_core.cli import Option, Tool, run_tool
-
 from stride_generate.config import GenerateConfig
 from stride_generate.run import run_generate
 

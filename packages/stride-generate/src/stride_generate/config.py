@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
+
 from stride_contracts import SamplerSettings
 from stride_core.config import StrictConfig
 
@@ -17,8 +18,12 @@ class GenerateConfig(StrictConfig):
     dataset: Path
     output: Path = Path("samples.zarr")
     split: Literal["train", "val", "test"] = "test"
-    members: int = Field(default=8, ge=1, le=1024, description="Ensemble members per date (1 for regression).")
-    seed: int = Field(default=0, ge=0, description="Base seed; member k of date i uses seed + i * members + k.")
+    members: int = Field(
+        default=8, ge=1, le=1024, description="Ensemble members per date (1 for regression)."
+    )
+    seed: int = Field(
+        default=0, ge=0, description="Base seed; member k of date i uses seed + i * members + k."
+    )
     date_stride: int = Field(default=1, ge=1, description="Use every n-th date of the split.")
     max_dates: int | None = Field(default=None, ge=1)
     sampler: SamplerSettings = SamplerSettings()

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
+
 from stride_contracts import CheckpointManifest, SamplesManifest
 from stride_core.artifacts import read_manifest_folder, write_zarr_artifact
 from stride_core.errors import ArtifactError, StrideError
@@ -15,7 +16,6 @@ from stride_core.progress import get_logger, progress
 from stride_core.splits import SplitArrays, load_split
 from stride_core.tracking import RunContext
 from stride_core.transforms import VariableTransforms
-
 from stride_generate.config import GenerateConfig
 from stride_generate.sampling import load_model, member_seeds, sample_dates
 
@@ -76,15 +76,25 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
         if part.is_file():
             continue
         stop = min(start + config.dates_per_chunk, n_dates)
-        values = sample_dates(model, checkpoint, transforms, arrays.cond_dynamic[start:stop],
-                              arrays.cond_static, seeds[start:stop], config, device)
+        values = sample_dates(
+            model,
+            checkpoint,
+            transforms,
+            arrays.cond_dynamic[start:stop],
+            arrays.cond_static,
+            seeds[start:stop],
+            config,
+            device,
+        )
         np.save(folder / f".{part.name}", values)
         (folder / f".{part.name}").replace(part)
     ensemble = np.concatenate(
         [np.load(folder / f"members_{start:06d}_{members}_{config.seed}.npy") for start in chunks], axis=0
     ).astype(np.float32)
     if not np.isfinite(ensemble).all():
-        raise StrideError(f"sampling produced non-finite values; the checkpoint {config.checkpoint} may be broken")
+        raise StrideError(
+            f"sampling produced non-finite values; the checkpoint {config.checkpoint} may be broken"
+        )
     pmm = probability_matched_mean(ensemble, member_axis=1).astype(np.float32)
 
     dataset = _samples_dataset(arrays, ensemble, pmm, np.array(seeds, dtype=np.int64), checkpoint)
@@ -115,7 +125,11 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
 
 
 def _samples_dataset(
-    arrays: SplitArrays, ensemble: np.ndarray, pmm: np.ndarray, seeds: np.ndarray, checkpoint: CheckpointManifest
+    arrays: SplitArrays,
+    ensemble: np.ndarray,
+    pmm: np.ndarray,
+    seeds: np.ndarray,
+    checkpoint: CheckpointManifest,
 ) -> xr.Dataset:
     names = [v.name for v in checkpoint.target]
     dataset = xr.Dataset(

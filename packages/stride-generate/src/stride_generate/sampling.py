@@ -6,15 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from stride_contracts import CheckpointManifest
 from stride_core.errors import ArtifactError
 from stride_core.transforms import VariableTransforms
+from stride_generate.config import GenerateConfig
 from stride_model import assemble_condition, build_model, load_into, sample_ensemble
 
-from stride_generate.config import GenerateConfig
 
-
-def load_model(checkpoint: Path, manifest: CheckpointManifest, use_ema: bool, device: torch.device) -> torch.nn.Module:
+def load_model(
+    checkpoint: Path, manifest: CheckpointManifest, use_ema: bool, device: torch.device
+) -> torch.nn.Module:
     model = build_model(manifest.model_spec)
     weights = checkpoint / (manifest.ema_weights_file if use_ema else manifest.weights_file)
     try:
@@ -42,7 +44,9 @@ def sample_dates(
 ) -> np.ndarray:
     """Members [dates, members, C_out, H, W] in physical units for physical LR conditioning [dates, C, h, w]."""
     spec = manifest.model_spec
-    dynamic, static = transforms.forward_conditioning(cond_dynamic, np.broadcast_to(cond_static, (len(cond_dynamic), *cond_static.shape)))
+    dynamic, static = transforms.forward_conditioning(
+        cond_dynamic, np.broadcast_to(cond_static, (len(cond_dynamic), *cond_static.shape))
+    )
     assert static is not None
     condition = assemble_condition(
         torch.from_numpy(dynamic).to(device), torch.from_numpy(np.ascontiguousarray(static)).to(device), spec

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from stride_contracts.checkpoint import ModelSpec
 from torch import Tensor
+
+from stride_contracts.checkpoint import ModelSpec
 
 
 def _shape_error(name: str, expected: str, actual: Tensor | None) -> ValueError:

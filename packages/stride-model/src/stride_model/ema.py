@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import torch
 from torch import nn
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -27,11 +29,11 @@ def ema_beta(
     return float(0.5 ** (batch_size / max(ema_nimg, 1e-8)))
 
 
-class EMA:
+class EMA(Generic[ModuleT]):
     """A frozen eval-mode copy of a model (`.model`) whose weights trail the trained ones."""
 
     def __init__(
-        self, model: nn.Module, halflife_samples: float = 500_000, rampup_ratio: float | None = 0.05
+        self, model: ModuleT, halflife_samples: float = 500_000, rampup_ratio: float | None = 0.05
     ) -> None:
         if halflife_samples <= 0:
             raise ValueError(f"EMA halflife_samples must be > 0, got {halflife_samples}")
@@ -39,7 +41,7 @@ class EMA:
             raise ValueError(f"EMA rampup_ratio must be >= 0 or None, got {rampup_ratio}")
         self.halflife_samples = halflife_samples
         self.rampup_ratio = rampup_ratio
-        self.model = copy.deepcopy(_unwrap(model)).eval().requires_grad_(False)
+        self.model: ModuleT = cast(ModuleT, copy.deepcopy(_unwrap(model)).eval().requires_grad_(False))
 
     @torch.no_grad()
     def update(self, model: nn.Module, batch_size: int, samples_seen: int) -> float:

@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from stride_contracts.checkpoint import ModelSpec
 from torch import Tensor, nn
 
+from stride_contracts.checkpoint import ModelSpec
 from stride_model.unet import UNet
 
 
 def _check_condition(condition: Tensor, spec: ModelSpec, batch: int | None = None) -> None:
     if condition.ndim != 4 or condition.shape[1] != spec.in_channels:
         raise ValueError(
-            f"condition: expected [B, {spec.in_channels}, H, W] (spec.in_channels), got {list(condition.shape)}"
+            f"condition: expected [B, {spec.in_channels}, H, W] (spec.in_channels), "
+            f"got {list(condition.shape)}"
         )
     if batch is not None and condition.shape[0] != batch:
         raise ValueError(f"condition: expected batch size {batch}, got {list(condition.shape)}")

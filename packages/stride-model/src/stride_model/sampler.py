@@ -166,23 +166,24 @@ def sample_ensemble(
     if members == 0:
         raise ValueError("seeds: need at least one seed per condition, got empty lists")
     flat_seeds = [seed for row in table for seed in row]
-    # Item b * M + k is member k of condition b.
-    flat_condition = condition.repeat_interleave(members, dim=0)
     sigmas = karras_sigmas(num_steps, sigma_min, sigma_max, rho)
-    chunk = batch_size or len(flat_seeds)
+    chunk = len(flat_seeds) if batch_size is None else batch_size
     if chunk < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
     outputs = []
     for start in range(0, len(flat_seeds), chunk):
-        rng = StackedRandomGenerator(flat_seeds[start : start + chunk], device=generator_device)
+        stop = min(start + chunk, len(flat_seeds))
+        rng = StackedRandomGenerator(flat_seeds[start:stop], device=generator_device)
         latents = rng.randn((out_channels, height, width), device=condition.device)
+        # Item b * M + k is member k of condition b; index per chunk rather than repeating all conditions.
+        items = torch.arange(start, stop, device=condition.device)
         outputs.append(
             edm_heun_sampler(
                 denoiser,
                 latents,
                 sigmas,
-                flat_condition[start : start + chunk],
+                condition[items // members],
                 S_churn=S_churn,
                 S_min=S_min,
                 S_max=S_max,

@@ -7,7 +7,7 @@ from torch import Tensor
 
 
 def karras_sigmas(n: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> Tensor:
-    """n noise levels from sigma_max down to sigma_min (EDM eq. 5) followed by an exact 0; float64, length n+1."""
+    """n noise levels from sigma_max down to sigma_min (EDM eq. 5), then an exact 0: float64, length n+1."""
     if n < 2:
         raise ValueError(f"karras_sigmas: n (number of steps) must be >= 2, got {n}")
     if not 0 < sigma_min < sigma_max:

@@ -7,8 +7,9 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from stride_contracts.checkpoint import ModelSpec
 from torch import Tensor, nn
+
+from stride_contracts.checkpoint import ModelSpec
 
 # Features named by ModelSpec that this backbone does not build yet; building silently without them
 # would train a different model than the spec describes.
@@ -86,7 +87,7 @@ class SelfAttention(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """Residual block: GroupNorm-SiLU-conv, noise scale/shift, GroupNorm-SiLU-dropout-conv, optional resample."""
+    """Residual block: norm-SiLU-conv, noise scale/shift, norm-SiLU-dropout-conv, optional resampling."""
 
     def __init__(
         self,
@@ -154,8 +155,10 @@ class UNet(nn.Module):
         emb_channels = base * 4
         attn_levels = set(spec.attn_resolutions)
 
-        self.noise_embed = PositionalEmbedding(base)
-        self.map0 = nn.Linear(base, emb_channels)
+        # The sinusoidal embedding pairs cos/sin, so it needs an even width even when model_channels is odd.
+        noise_channels = base + base % 2
+        self.noise_embed = PositionalEmbedding(noise_channels)
+        self.map0 = nn.Linear(noise_channels, emb_channels)
         self.map1 = nn.Linear(emb_channels, emb_channels)
         _init(self.map0)
         _init(self.map1)

@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pydantic import Field
+
 from stride_core.config import StrictConfig
 
 
@@ -15,6 +16,8 @@ class PlotConfig(StrictConfig):
     samples: Path
     metrics: Path | None = Field(default=None, description="metrics.parquet for the summary plot.")
     output: Path = Path("plots")
-    dates: list[datetime] = Field(default_factory=list, description="Dates to plot (default: n_dates spread out).")
+    dates: list[datetime] = Field(
+        default_factory=list, description="Dates to plot (default: n_dates spread out)."
+    )
     n_dates: int = Field(default=2, ge=1, le=100)
     variables_file: Path | None = None

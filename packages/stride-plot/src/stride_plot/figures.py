@@ -292,7 +292,12 @@ def _metric_bars(ax: Axes, aggregate: pd.DataFrame, colours: dict[Any, Any], tit
         ax.bar_label(bars, labels=[f"{h:.3g}" if math.isfinite(h) else "" for h in heights], fontsize=6)
     ax.set_xticks(
         positions,
-        [_with_units(str(metric), units) for metric, units in zip(groups["metric"], groups["units"])],
+        [
+            _with_units(str(metric), units)
+            for metric, units in zip(groups["metric"], groups["units"], strict=False)
+        ],
+        rotation=30,
+        ha="right",
     )
     ax.tick_params(axis="x", labelsize=7)
     ax.axhline(0.0, color="0.3", linewidth=0.6)

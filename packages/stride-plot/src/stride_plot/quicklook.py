@@ -7,17 +7,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+
 from stride_contracts import SamplesManifest
 from stride_core.errors import ConfigError
 from stride_core.variables import VariableRegistry
-
 from stride_plot.figures import quicklook_figure, save_figure
 
 
-def choose_dates(times: pd.DatetimeIndex, wanted: list[pd.Timestamp], n_dates: int, source: Path) -> list[int]:
+def choose_dates(
+    times: pd.DatetimeIndex, wanted: list[pd.Timestamp], n_dates: int, source: Path
+) -> list[int]:
     """Indices of the requested dates, or `n_dates` spread evenly over the samples."""
     if not wanted:
-        return sorted(set(np.linspace(0, len(times) - 1, min(n_dates, len(times))).round().astype(int).tolist()))
+        return sorted(
+            set(np.linspace(0, len(times) - 1, min(n_dates, len(times))).round().astype(int).tolist())
+        )
     missing = [str(t) for t in wanted if t not in times]
     if missing:
         raise ConfigError(
@@ -29,19 +33,27 @@ def choose_dates(times: pd.DatetimeIndex, wanted: list[pd.Timestamp], n_dates: i
 def _extent(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float, float, float]:
     half_lat = abs(lat[1] - lat[0]) / 2 if len(lat) > 1 else 0.5
     half_lon = abs(lon[1] - lon[0]) / 2 if len(lon) > 1 else 0.5
-    return (float(lon.min() - half_lon), float(lon.max() + half_lon),
-            float(lat.min() - half_lat), float(lat.max() + half_lat))
+    return (
+        float(lon.min() - half_lon),
+        float(lon.max() + half_lon),
+        float(lat.min() - half_lat),
+        float(lat.max() + half_lat),
+    )
 
 
 def draw_quicklooks(
-    samples: xr.Dataset, manifest: SamplesManifest, indices: list[int], registry: VariableRegistry, folder: Path
+    samples: xr.Dataset,
+    manifest: SamplesManifest,
+    indices: list[int],
+    registry: VariableRegistry,
+    folder: Path,
 ) -> list[Path]:
     written = []
     dynamic = [v.name for v in manifest.dynamic]
     hr_extent = _extent(samples["lat"].values, samples["lon"].values)
     lr_extent = _extent(samples["lat_lr"].values, samples["lon_lr"].values)
     for channel, variable in enumerate(manifest.target):
-        spec = registry[variable.name] if variable.name in registry else None
+        spec = registry.get(variable.name)
         lr_channel = dynamic.index(variable.name) if variable.name in dynamic else 0
         for index in indices:
             day = samples.isel(time=index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+
 from stride_contracts import MetricRow, MetricsManifest, SamplesManifest
 from stride_contracts.samples import SAMPLES_ARRAYS
 from stride_core.artifacts import open_zarr_artifact, read_parquet_artifact
@@ -10,7 +11,6 @@ from stride_core.atomic import atomic_output
 from stride_core.progress import get_logger
 from stride_core.tracking import RunContext
 from stride_core.variables import VariableRegistry
-
 from stride_plot.config import PlotConfig
 from stride_plot.figures import metrics_summary_figure, save_figure
 from stride_plot.quicklook import choose_dates, draw_quicklooks

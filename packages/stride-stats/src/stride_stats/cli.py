@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stride_core.cli import Option, Tool, run_tool
-
 from stride_stats.config import StatsConfig
 from stride_stats.run import run_stats
 

@@ -7,6 +7,7 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+
 from stride_contracts.stats import QUANTILE_LEVELS
 
 QUANTILE_COLUMNS = tuple(f"q{round(level * 100):02d}" for level in QUANTILE_LEVELS)
@@ -40,13 +41,17 @@ def variable_stats(values: da.Array, *, log_eps: float, bins: int) -> dict[str, 
     }
     span = (float(low), float(high) if high > low else float(low) + 1.0)
     counts, edges = da.histogram(values, bins=bins, range=span)
-    row.update(zip(QUANTILE_COLUMNS, _histogram_quantiles(counts.compute(), edges, QUANTILE_LEVELS), strict=True))
+    row.update(
+        zip(QUANTILE_COLUMNS, _histogram_quantiles(counts.compute(), edges, QUANTILE_LEVELS), strict=True)
+    )
     if low >= 0:
         logged = da.log(zeroed + log_eps)
         log_sum, log_sq = dask.compute(da.where(valid, logged, 0).sum(), da.where(valid, logged**2, 0).sum())
         log_mean = log_sum / count
         row.update(
-            log_mean=float(log_mean), log_std=float(np.sqrt(max(log_sq / count - log_mean**2, 0.0))), log_eps=log_eps
+            log_mean=float(log_mean),
+            log_std=float(np.sqrt(max(log_sq / count - log_mean**2, 0.0))),
+            log_eps=log_eps,
         )
     else:
         row.update(log_mean=None, log_std=None, log_eps=None)

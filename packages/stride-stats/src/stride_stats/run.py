@@ -6,13 +6,13 @@ from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
+
 from stride_contracts import STATS_COLUMNS, DatasetManifest, StatsManifest, StatsRow
 from stride_contracts.dataset import DATASET_ARRAYS, SPLIT_CODES
 from stride_core.artifacts import load_variable, open_zarr_artifact, write_parquet_artifact
 from stride_core.errors import ArtifactError, StrideError
 from stride_core.progress import get_logger, progress
 from stride_core.tracking import RunContext
-
 from stride_stats.compute import variable_stats
 from stride_stats.config import StatsConfig
 
@@ -27,12 +27,18 @@ def run_stats(config: StatsConfig, run: RunContext) -> None:
     if times.size == 0:
         raise StrideError(f"{config.dataset}: split '{config.split}' is empty; choose another --split")
     dataset = dataset.isel(time=times).chunk({"time": config.time_chunk})
-    jobs = [("target", name, dataset["target"].sel(target_var=name), ref.units) for name, ref in
-            zip(dataset["target_var"].values, manifest.target, strict=True)]
-    jobs += [("dynamic", name, dataset["cond_dynamic"].sel(dynamic_var=name), ref.units) for name, ref in
-             zip(dataset["dynamic_var"].values, manifest.dynamic, strict=True)]
-    jobs += [("static", name, dataset["cond_static"].sel(static_var=name), ref.units) for name, ref in
-             zip(dataset["static_var"].values, manifest.static, strict=True)]
+    jobs = [
+        ("target", name, dataset["target"].sel(target_var=name), ref.units)
+        for name, ref in zip(dataset["target_var"].values, manifest.target, strict=True)
+    ]
+    jobs += [
+        ("dynamic", name, dataset["cond_dynamic"].sel(dynamic_var=name), ref.units)
+        for name, ref in zip(dataset["dynamic_var"].values, manifest.dynamic, strict=True)
+    ]
+    jobs += [
+        ("static", name, dataset["cond_static"].sel(static_var=name), ref.units)
+        for name, ref in zip(dataset["static_var"].values, manifest.static, strict=True)
+    ]
 
     client_context = nullcontext()
     if config.scheduler:
@@ -61,6 +67,12 @@ def run_stats(config: StatsConfig, run: RunContext) -> None:
     write_parquet_artifact(table, stats_manifest, config.output, StatsRow)
     run.log_artifact(config.output)
     for row in rows:
-        run.log_metrics({f"{row['role']}.{row['variable']}.mean": row["mean"],
-                         f"{row['role']}.{row['variable']}.std": row["std"]})
-    log.info("wrote %s (%d variables over %d %s time steps)", config.output, len(rows), times.size, config.split)
+        run.log_metrics(
+            {
+                f"{row['role']}.{row['variable']}.mean": row["mean"],
+                f"{row['role']}.{row['variable']}.std": row["std"],
+            }
+        )
+    log.info(
+        "wrote %s (%d variables over %d %s time steps)", config.output, len(rows), times.size, config.split
+    )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
+
 from stride_core.config import StrictConfig
 
 
@@ -18,6 +19,17 @@ class ModelConfig(StrictConfig):
     num_blocks: int = Field(default=1, ge=1, le=8)
     attn_resolutions: tuple[int, ...] = (2,)
     dropout: float = Field(default=0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _attention_levels_exist(self) -> ModelConfig:
+        levels = len(self.channel_mult)
+        bad = [level for level in self.attn_resolutions if not 0 <= level < levels]
+        if bad:
+            raise ValueError(
+                f"attn_resolutions {list(bad)} name levels that do not exist: channel_mult has {levels} levels "
+                f"(0..{levels - 1})"
+            )
+        return self
 
 
 class EDMConfig(StrictConfig):
@@ -45,9 +57,13 @@ class LoopConfig(StrictConfig):
     ema_rampup_ratio: float | None = Field(default=0.05, gt=0)
     log_every: int = Field(default=25, ge=1)
     val_every: int = Field(default=250, ge=1)
-    val_samples: int = Field(default=64, ge=1, description="Validation samples (fixed, with fixed noise draws).")
+    val_samples: int = Field(
+        default=64, ge=1, description="Validation samples (fixed, with fixed noise draws)."
+    )
     state_every: int = Field(default=200, ge=1, description="Steps between resumable state saves.")
-    threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: torch's choice).")
+    threads: int | None = Field(
+        default=None, ge=1, description="torch CPU threads (default: torch's choice)."
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 

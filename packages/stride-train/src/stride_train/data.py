@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+
 from stride_contracts.checkpoint import TransformSet, VariableTransform
 from stride_core.splits import SplitArrays, load_split
 from stride_core.transforms import VariableTransforms, spec_from_stats
@@ -51,7 +52,9 @@ def build_transform_set(
         return [
             VariableTransform(
                 variable=name,
-                transform=spec_from_stats(stats, role, name, overrides.get(name, registry[name].transform_default)),
+                transform=spec_from_stats(
+                    stats, role, name, overrides.get(name, registry[name].transform_default)
+                ),
             )
             for name in names
         ]
@@ -77,5 +80,7 @@ def to_model_space(arrays: SplitArrays, transforms: VariableTransforms) -> Model
     )
 
 
-def load_model_space(path: Path, split: str, transforms: VariableTransforms, limit: int | None = None) -> ModelSpaceSplit:
+def load_model_space(
+    path: Path, split: str, transforms: VariableTransforms, limit: int | None = None
+) -> ModelSpaceSplit:
     return to_model_space(load_split(path, split, limit=limit), transforms)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import signal
 import time
@@ -11,12 +12,12 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from stride_contracts.checkpoint import ModelSpec
 from stride_core.errors import StrideError
 from stride_core.progress import get_logger, progress
 from stride_core.tracking import RunContext
 from stride_model import EMA, EDMLoss, LossOutput, assemble_condition, build_model, regression_loss
-
 from stride_train.config import TrainConfig
 from stride_train.data import ModelSpaceSplit
 from stride_train.state import config_fingerprint, load_state, save_state, work_folder
@@ -57,7 +58,11 @@ def choose_device(name: str) -> torch.device:
 
 
 def compute_loss(
-    model: torch.nn.Module, spec: ModelSpec, loss_fn: EDMLoss, batch: dict[str, Any], generator: torch.Generator
+    model: torch.nn.Module,
+    spec: ModelSpec,
+    loss_fn: EDMLoss,
+    batch: dict[str, Any],
+    generator: torch.Generator,
 ) -> LossOutput:
     condition = assemble_condition(batch["cond_dynamic"], batch["cond_static"], spec)
     if spec.kind == "regression":
@@ -87,8 +92,13 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     return config.optim.lr * min(1.0, (step + 1) / warmup) if warmup else config.optim.lr
 
 
-def train(spec: ModelSpec, train_data: ModelSpaceSplit, val_data: ModelSpaceSplit | None,
-          config: TrainConfig, run: RunContext) -> TrainResult:
+def train(
+    spec: ModelSpec,
+    train_data: ModelSpaceSplit,
+    val_data: ModelSpaceSplit | None,
+    config: TrainConfig,
+    run: RunContext,
+) -> TrainResult:
     loop = config.training
     device = choose_device(loop.device)
     if loop.threads:
@@ -96,7 +106,9 @@ def train(spec: ModelSpec, train_data: ModelSpaceSplit, val_data: ModelSpaceSpli
     torch.manual_seed(loop.seed)
     model = build_model(spec).to(device)
     ema = EMA(model, halflife_samples=loop.ema_halflife_samples, rampup_ratio=loop.ema_rampup_ratio)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
+    )
     loss_fn = EDMLoss(config.edm.P_mean, config.edm.P_std, config.edm.sigma_data)
     generator = torch.Generator(device=device).manual_seed(loop.seed)
     index_generator = torch.Generator().manual_seed(loop.seed)
@@ -115,17 +127,31 @@ def train(spec: ModelSpec, train_data: ModelSpaceSplit, val_data: ModelSpaceSpli
         log.info("resuming from step %d (state in %s)", start_step, folder)
 
     def checkpoint_state(step: int) -> None:
-        save_state(folder, {
-            "fingerprint": fingerprint, "step": step, "best_val": best_val,
-            "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-            "generator": generator.get_state(), "index_generator": index_generator.get_state(),
-        })
+        save_state(
+            folder,
+            {
+                "fingerprint": fingerprint,
+                "step": step,
+                "best_val": best_val,
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(),
+                "index_generator": index_generator.get_state(),
+            },
+        )
 
     stop = StopRequested()
     stop.install()
     n_params = sum(p.numel() for p in model.parameters())
     run.log_metrics({"model_parameters": float(n_params)})
-    log.info("training %s model (%.2fM parameters) on %s for %d steps", spec.kind, n_params / 1e6, device, loop.steps)
+    log.info(
+        "training %s model (%.2fM parameters) on %s for %d steps",
+        spec.kind,
+        n_params / 1e6,
+        device,
+        loop.steps,
+    )
 
     window_loss, window_sigma, window_start, metrics = [], [], time.perf_counter(), {}
     model.train()
@@ -151,8 +177,12 @@ def train(spec: ModelSpec, train_data: ModelSpaceSplit, val_data: ModelSpaceSpli
         if done % loop.log_every == 0 or done == loop.steps:
             elapsed = time.perf_counter() - window_start
             losses, sigmas = torch.cat(window_loss), torch.cat(window_sigma)
-            metrics = {"loss": float(losses.mean()), "lr": lr, "grad_norm": float(grad_norm),
-                       "samples_per_s": len(losses) / max(elapsed, 1e-9)}
+            metrics = {
+                "loss": float(losses.mean()),
+                "lr": lr,
+                "grad_norm": float(grad_norm),
+                "samples_per_s": len(losses) / max(elapsed, 1e-9),
+            }
             if spec.kind == "edm":
                 metrics.update(_loss_per_sigma(losses, sigmas))
             run.log_metrics(metrics, step=done)
@@ -162,7 +192,12 @@ def train(spec: ModelSpec, train_data: ModelSpaceSplit, val_data: ModelSpaceSpli
             best_val = min(best_val, val_loss)
             metrics["val_loss_ema"] = val_loss
             run.log_metrics({"val_loss_ema": val_loss}, step=done)
-            log.info("step %d: train loss %.4f, EMA validation loss %.4f", done, metrics.get("loss", math.nan), val_loss)
+            log.info(
+                "step %d: train loss %.4f, EMA validation loss %.4f",
+                done,
+                metrics.get("loss", math.nan),
+                val_loss,
+            )
         if done % loop.state_every == 0 and done < loop.steps:
             checkpoint_state(done)
         if stop.signal_name:
@@ -175,14 +210,15 @@ def train(spec: ModelSpec, train_data: ModelSpaceSplit, val_data: ModelSpaceSpli
     if val_data is not None and "val_loss_ema" not in metrics:
         metrics["val_loss_ema"] = validation_loss(ema.model, spec, loss_fn, val_data, config)
     metrics["best_val_loss_ema"] = min(best_val, metrics.get("val_loss_ema", math.inf))
-    return TrainResult(model=model, ema=ema, step=final_step,
-                       metrics={k: v for k, v in metrics.items() if math.isfinite(v)})
+    return TrainResult(
+        model=model, ema=ema, step=final_step, metrics={k: v for k, v in metrics.items() if math.isfinite(v)}
+    )
 
 
 def _loss_per_sigma(losses: torch.Tensor, sigmas: torch.Tensor) -> dict[str, float]:
     edges = (0.0, *SIGMA_BINS, math.inf)
     result = {}
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
+    for low, high in itertools.pairwise(edges):
         inside = (sigmas >= low) & (sigmas < high)
         if inside.any():
             result[f"loss_sigma_{low:g}_{high:g}"] = float(losses[inside].mean())

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from stride_contracts import CheckpointManifest, ModelSpec, StatsManifest, StatsRow
+from stride_contracts.dataset import GridInfo
 from stride_core.artifacts import read_parquet_artifact, write_manifest_file
 from stride_core.atomic import atomic_output
-from stride_core.errors import ArtifactError
+from stride_core.errors import ArtifactError, ConfigError
 from stride_core.progress import get_logger
 from stride_core.splits import load_split
 from stride_core.tracking import RunContext
 from stride_core.transforms import VariableTransforms
 from stride_core.variables import VariableRegistry
 from stride_model import save_weights
-
 from stride_train.config import TrainConfig
 from stride_train.data import build_transform_set, to_model_space
 from stride_train.loop import train
@@ -21,24 +22,29 @@ from stride_train.state import clear, work_folder
 log = get_logger("stride-train")
 
 
-def model_spec_from(config: TrainConfig, manifest_grid: object, n_target: int, n_dynamic: int, n_static: int) -> ModelSpec:
+def model_spec_from(
+    config: TrainConfig, grid: GridInfo, n_target: int, n_dynamic: int, n_static: int
+) -> ModelSpec:
     """The config layer's channel accounting: counts and shapes from the dataset, sizes from the config."""
-    grid = manifest_grid
-    return ModelSpec(
-        kind=config.model.kind,
-        in_dynamic_channels=n_dynamic,
-        in_static_channels=n_static,
-        out_channels=n_target,
-        temporal_steps=1,
-        lr_shape=grid.lr_shape,  # type: ignore[attr-defined]
-        hr_shape=grid.hr_shape,  # type: ignore[attr-defined]
-        model_channels=config.model.model_channels,
-        channel_mult=config.model.channel_mult,
-        num_blocks=config.model.num_blocks,
-        attn_resolutions=config.model.attn_resolutions,
-        dropout=config.model.dropout,
-        sigma_data=config.edm.sigma_data,
-    )
+    try:
+        return ModelSpec(
+            kind=config.model.kind,
+            in_dynamic_channels=n_dynamic,
+            in_static_channels=n_static,
+            out_channels=n_target,
+            temporal_steps=1,
+            lr_shape=grid.lr_shape,
+            hr_shape=grid.hr_shape,
+            model_channels=config.model.model_channels,
+            channel_mult=config.model.channel_mult,
+            num_blocks=config.model.num_blocks,
+            attn_resolutions=config.model.attn_resolutions,
+            dropout=config.model.dropout,
+            sigma_data=config.edm.sigma_data,
+        )
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"model: {problem} (dataset {config.dataset} has HR grid {grid.hr_shape})") from None
 
 
 def run_train(config: TrainConfig, run: RunContext) -> None:
@@ -50,14 +56,20 @@ def run_train(config: TrainConfig, run: RunContext) -> None:
     if stats_manifest.inputs and stats_manifest.inputs[0].uri != config.dataset.resolve().as_uri():
         log.warning("stats were computed from %s, not %s", stats_manifest.inputs[0].uri, config.dataset)
     if stats_manifest.split != "train":
-        raise ArtifactError(f"{config.stats}: stats of split '{stats_manifest.split}'; transforms need 'train' stats")
+        raise ArtifactError(
+            f"{config.stats}: stats of split '{stats_manifest.split}'; transforms need 'train' stats"
+        )
 
     registry = VariableRegistry.load(config.variables_file)
     transform_set = build_transform_set(stats, train_arrays, registry, dict(config.transforms))
     transforms = VariableTransforms(transform_set)
-    spec = model_spec_from(config, manifest.grid, len(manifest.target), len(manifest.dynamic), len(manifest.static))
+    spec = model_spec_from(
+        config, manifest.grid, len(manifest.target), len(manifest.dynamic), len(manifest.static)
+    )
     train_data = to_model_space(train_arrays, transforms)
-    val_data = to_model_space(load_split(config.dataset, "val"), transforms) if "val" in manifest.splits else None
+    val_data = (
+        to_model_space(load_split(config.dataset, "val"), transforms) if "val" in manifest.splits else None
+    )
 
     result = train(spec, train_data, val_data, config, run)
 
@@ -81,5 +93,9 @@ def run_train(config: TrainConfig, run: RunContext) -> None:
     clear(work_folder(config.output))
     run.set_tags({"stride.checkpoint.uri": config.output.resolve().as_uri()})
     run.log_artifact(config.output / "manifest.json", "checkpoint")
-    log.info("wrote %s (step %d, %s)", config.output, result.step,
-             ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k.startswith(("loss", "val", "best"))))
+    log.info(
+        "wrote %s (step %d, %s)",
+        config.output,
+        result.step,
+        ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k.startswith(("loss", "val", "best"))),
+    )

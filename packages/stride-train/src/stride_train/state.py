@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from stride_core.errors import ConfigError
 
 STATE_FILE = "state.pt"

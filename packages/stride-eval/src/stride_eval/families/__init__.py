@@ -3,7 +3,6 @@
 from collections.abc import Callable
 
 from stride_contracts import MetricRow
-
 from stride_eval.families import deterministic, probabilistic, scale
 from stride_eval.inputs import EvalInputs
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+
 from stride_contracts import MetricRow
 from stride_core.metrics import bias, mae, rmse
-
 from stride_eval.inputs import EvalInputs
 
 FAMILY = "deterministic"

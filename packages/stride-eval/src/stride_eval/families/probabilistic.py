@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+
 from stride_contracts import MetricRow
 from stride_core.metrics import crps_ensemble_fair, spread_skill_ratio
-
 from stride_eval.inputs import EvalInputs
 
 FAMILY = "probabilistic"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from stride_contracts import MetricRow
 from stride_core.metrics import radial_power_spectrum, spectrum_error
-
 from stride_eval.inputs import EvalInputs
 
 FAMILY = "scale"

@@ -1,0 +1,50 @@
+# The two commands: `make demo` (the six CLIs end to end on real data) and `make test` (lint, types, tests).
+# Both create or reuse .venv from requirements/lock.txt and the repository's own packages.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+OUT ?= demo-out
+QUICK ?= 0
+PACKAGES := schemas packages/stride-core packages/stride-model packages/stride-data packages/stride-stats \
+	packages/stride-train packages/stride-generate packages/stride-eval packages/stride-plot
+PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
+STAMP := $(VENV)/.stride-installed
+LIBRARIES := schemas/src packages/stride-core/src packages/stride-model/src
+
+.PHONY: env demo test lint typecheck unit lock schemas clean
+
+env: $(STAMP)
+
+$(STAMP): requirements/lock.txt $(PYPROJECTS)
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=..."; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(addprefix -e ,$(PACKAGES))
+	touch $(STAMP)
+
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" OUT="$(OUT)" QUICK="$(QUICK)" bash scripts/demo.sh
+
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy $(LIBRARIES)
+
+unit: $(STAMP)
+	STRIDE_PROGRESS=0 $(BIN)/python -m pytest -q
+
+schemas: $(STAMP)
+	$(BIN)/stride-contracts-export
+
+lock: $(STAMP)
+	{ echo "# Exact versions of every third-party package STRIDE installs (runtime, tests, lint)."; \
+	  echo "# Regenerate with: make lock"; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v -E "^(stride-|-e )" | sed 's/+cpu$$//'; } > requirements/lock.txt
+
+clean:
+	rm -rf $(OUT) .mypy_cache .ruff_cache

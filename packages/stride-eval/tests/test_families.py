@@ -1,0 +1,46 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from stride_eval.families import REGISTRY
+from stride_eval.inputs import EvalInputs, Prediction
+
+
+def inputs_for(members: np.ndarray, truth: np.ndarray) -> EvalInputs:
+    times = pd.date_range("2020-01-01", periods=truth.shape[0], freq="h")
+    prediction = Prediction(point=members.mean(axis=1), members=members, pmm=members.mean(axis=1))
+    return EvalInputs(
+        variable="t2m",
+        units="K",
+        times=times,
+        truth=truth,
+        predictions={"stride": prediction, "copy": Prediction(point=truth.copy())},
+    )
+
+
+def rows_by_key(inputs: EvalInputs) -> dict[tuple[str, str], float]:
+    rows = [row for family in REGISTRY.values() for row in family(inputs)]
+    return {(r.model, r.metric): r.value for r in rows if r.date is None and r.wavenumber is None}
+
+
+def test_perfect_forecast_scores_zero_and_calibrated_ensemble_near_one() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(20, 16, 16)).astype(np.float32)
+    members = rng.normal(size=(20, 10, 16, 16)).astype(np.float32)
+    values = rows_by_key(inputs_for(members, truth))
+    assert values[("copy", "crps")] == 0 and values[("copy", "rmse_mean")] == 0
+    assert values[("copy", "spectrum_error")] == pytest.approx(0, abs=1e-9)
+    assert values[("stride", "spread_skill")] == pytest.approx(1.0, abs=0.05)
+    assert ("copy", "spread_skill") not in values  # deterministic: no spread
+
+
+def test_per_date_rows_and_truth_spectrum() -> None:
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=(3, 8, 8)).astype(np.float32)
+    rows = [
+        row
+        for family in REGISTRY.values()
+        for row in family(inputs_for(rng.normal(size=(3, 2, 8, 8)), truth))
+    ]
+    assert sum(1 for r in rows if r.metric == "crps" and r.model == "stride" and r.date is not None) == 3
+    assert any(r.model == "truth" and r.metric == "psd" for r in rows)
