@@ -10,7 +10,7 @@ PACKAGES := schemas packages/stride-core packages/stride-model packages/stride-d
 	packages/stride-train packages/stride-generate packages/stride-eval packages/stride-plot
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 STAMP := $(VENV)/.stride-installed
-LIBRARIES := schemas/src packages/stride-core/src packages/stride-model/src
+MODULES := stride_contracts stride_core stride_model stride_data stride_stats stride_train stride_generate stride_eval stride_plot
 
 .PHONY: env demo test lint typecheck unit lock schemas clean
 
@@ -33,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy $(LIBRARIES)
+	$(BIN)/mypy $(addprefix -p ,$(MODULES))
 
 unit: $(STAMP)
 	STRIDE_PROGRESS=0 $(BIN)/python -m pytest -q

@@ -63,3 +63,10 @@ def test_dry_run_prints_config_and_does_nothing(tmp_path: Path, capsys: pytest.C
     assert run_tool(TOOL, ["--out", str(tmp_path / "o"), "--dry-run"]) == 0
     assert "size: 2" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_non_zero_ranks_do_not_track(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RANK", "1")
+    assert run_tool(TOOL, ["--out", str(tmp_path / "o.txt")]) == 0
+    assert (tmp_path / "o.txt").read_text() == "xx"
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "o.txt.resolved.yaml").exists()

@@ -5,12 +5,15 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from stride_contracts import CheckpointManifest, ModelSpec, ProducerRef, SamplesManifest
+from stride_contracts import CheckpointManifest, ModelSpec, ProducerRef, SamplerSettings, SamplesManifest
 from stride_contracts.checkpoint import TransformSet, VariableTransform, ZScoreSpec
 from stride_contracts.samples import SAMPLES_ARRAYS
-from stride_core.artifacts import read_zarr_manifest, write_manifest_file
+from stride_core.artifacts import read_manifest_folder, read_zarr_manifest, write_manifest_file
+from stride_core.resume import open_work_folder
 from stride_core.testing import write_synthetic_dataset
 from stride_generate.cli import main
+from stride_generate.config import GenerateConfig
+from stride_generate.run import generation_fingerprint
 from stride_model import build_model, save_weights
 
 
@@ -99,10 +102,21 @@ def test_samples_contract_and_reproducible_members(inputs: tuple[Path, Path], tm
 
 
 def test_resumes_from_finished_chunks(inputs: tuple[Path, Path], tmp_path: Path) -> None:
-    work = tmp_path / ".s.zarr.inprogress"
-    work.mkdir()
-    marker = np.full((2, 3, 1, 16, 24), 123.0, dtype=np.float32)
-    np.save(work / "members_000000_3_0.npy", marker)  # a chunk 'finished' before a kill
+    # A first run killed after its first chunk: simulate by planting that chunk in its work folder.
+    config = GenerateConfig(
+        checkpoint=inputs[0],
+        dataset=inputs[1],
+        output=tmp_path / "s.zarr",
+        members=3,
+        max_dates=4,
+        dates_per_chunk=2,
+        sampler=SamplerSettings(steps=4),
+    )
+    manifest = read_manifest_folder(inputs[0], CheckpointManifest)
+    work = open_work_folder(config.output, generation_fingerprint(config, manifest))
+    np.save(work / "members_000000.npy", np.full((2, 3, 1, 16, 24), 123.0, dtype=np.float32))
+    assert generate(inputs, tmp_path / "other.zarr", "--set", "dates_per_chunk=2") == 0  # own folder
+    assert generate(inputs, tmp_path / "s.zarr", "--set", "dates_per_chunk=2", "--steps", "5") == 2  # changed
     assert generate(inputs, tmp_path / "s.zarr", "--set", "dates_per_chunk=2") == 0
     members = xr.open_zarr(tmp_path / "s.zarr")["members"].values
     assert (members[:2] == 123.0).all() and not (members[2:] == 123.0).any()

@@ -24,7 +24,7 @@ from stride_core.config import (
     to_yaml,
 )
 from stride_core.errors import StrideError
-from stride_core.tracking import RunContext, tracked_run
+from stride_core.tracking import RunContext, is_main_process, tracked_run
 
 ConfigT = TypeVar("ConfigT", bound=StrictConfig)
 
@@ -63,19 +63,22 @@ class Tool(Generic[ConfigT]):
 
 
 def _field_default(model: type[BaseModel], dotted: str) -> str:
-    current: Any = model
-    for key in dotted.split("."):
-        info = current.model_fields.get(key) if isinstance(current, type) else None
+    """The default of a dotted config field, as shown in --help."""
+    *parents, leaf = dotted.split(".")
+    current: object = model
+    for key in parents:
+        info = (
+            current.model_fields.get(key)
+            if isinstance(current, type) and issubclass(current, BaseModel)
+            else None
+        )
         if info is None:
             return "?"
-        if key != dotted.split(".")[-1]:
-            current = info.annotation
-            continue
-        if info.is_required():
-            return "required"
-        default = info.get_default(call_default_factory=True)
-        return str(default)
-    return "?"
+        current = info.annotation
+    if not (isinstance(current, type) and issubclass(current, BaseModel)) or leaf not in current.model_fields:
+        return "?"
+    info = current.model_fields[leaf]
+    return "required" if info.is_required() else str(info.get_default(call_default_factory=True))
 
 
 def build_parser(tool: Tool[Any], parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -146,9 +149,10 @@ def execute(tool: Tool[ConfigT], args: argparse.Namespace) -> int:
         config_dump = config.model_dump(mode="json")
         with tracked_run(tool.name, config_dump, output, args.experiment) as run:
             tool.run(config, run)
-            config_file = resolved_config_path(output)
-            write_text_atomic(config_file, to_yaml(config))
-            run.log_artifact(config_file)
+            if is_main_process():
+                config_file = resolved_config_path(output)
+                write_text_atomic(config_file, to_yaml(config))
+                run.log_artifact(config_file)
         return 0
     except StrideError as exc:
         print(f"{tool.name}: error: {exc}", file=sys.stderr)

@@ -22,15 +22,20 @@ TRACKING_DB = "mlflow.db"
 ARTIFACT_FOLDER = "mlartifacts"
 
 
+def is_main_process() -> bool:
+    """False in the non-zero ranks of a torchrun/srun job: only rank 0 tracks and writes artifacts."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def default_tracking_uri(output: Path) -> str:
     """`MLFLOW_TRACKING_URI` if set, else an SQLite store beside the output artifact."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{output.resolve().parent / TRACKING_DB}"
 
 
 class RunContext:
-    """What a tool sees of its MLflow run: lineage, metrics, artifacts."""
+    """What a tool sees of its MLflow run: lineage, metrics, artifacts (no-ops without a client)."""
 
-    def __init__(self, tool: str, output: Path, client: MlflowClient, run_id: str) -> None:
+    def __init__(self, tool: str, output: Path, client: MlflowClient | None, run_id: str | None) -> None:
         self.tool = tool
         self.output = output
         self.run_id = run_id
@@ -58,18 +63,24 @@ class RunContext:
         )
 
     def set_tags(self, tags: dict[str, str]) -> None:
+        if self._client is None or self.run_id is None:
+            return
         for key, value in tags.items():
             self._client.set_tag(self.run_id, key, value)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
 
+        if self._client is None or self.run_id is None:
+            return
         now = int(datetime.now(UTC).timestamp() * 1000)
         batch = [Metric(key, float(value), now, step or 0) for key, value in metrics.items()]
         if batch:
             self._client.log_batch(self.run_id, metrics=batch)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if self._client is None or self.run_id is None:
+            return
         self._client.log_artifact(self.run_id, str(path), artifact_path)
 
 
@@ -80,7 +91,13 @@ def _quiet_mlflow_logs() -> None:
 
 @contextmanager
 def tracked_run(tool: str, config: dict[str, Any], output: Path, experiment: str) -> Iterator[RunContext]:
-    """Start the MLflow run for one CLI invocation; it ends FINISHED, FAILED or KILLED with the block."""
+    """Start the MLflow run for one CLI invocation; it ends FINISHED, FAILED or KILLED with the block.
+
+    Non-zero ranks of a distributed job get a context that records nothing, so a job is one run.
+    """
+    if not is_main_process():
+        yield RunContext(tool, output, None, None)
+        return
     _quiet_mlflow_logs()
     from mlflow.entities import Param
     from mlflow.tracking import MlflowClient

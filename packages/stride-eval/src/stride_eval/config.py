@@ -17,10 +17,8 @@ class EvalConfig(StrictConfig):
 
     samples: Path
     output: Path = Path("metrics.parquet")
-    families: list[FamilyName] = Field(
-        default_factory=lambda: ["probabilistic", "deterministic", "scale"], min_length=1
-    )
-    baselines: list[Literal["bicubic"]] = Field(default_factory=lambda: ["bicubic"])
+    families: list[FamilyName] = Field(default=["probabilistic", "deterministic", "scale"], min_length=1)
+    baselines: list[Literal["bicubic"]] = Field(default=["bicubic"])
     per_date: bool = Field(default=True, description="Also write per-date rows for the headline metrics.")
     high_k_fraction: float = Field(
         default=0.5, gt=0, le=1, description="Upper share of wavenumbers in spectrum_error."

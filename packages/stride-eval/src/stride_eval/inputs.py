@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -32,13 +33,24 @@ class EvalInputs:
     per_date: bool = True
     high_k_fraction: float = 0.5
 
-    def row(self, model: str, metric: str, family: str, value: float, **extra: object) -> MetricRow:
+    def row(
+        self,
+        model: str,
+        metric: str,
+        family: str,
+        value: float,
+        *,
+        units: str | None = None,
+        date: datetime | None = None,
+        wavenumber: float | None = None,
+    ) -> MetricRow:
         return MetricRow(
             model=model,
             variable=self.variable,
             metric=metric,
             family=family,
             value=float(value),
-            units=str(extra.pop("units", self.units)),
-            **extra,
-        )  # type: ignore[arg-type]
+            units=self.units if units is None else units,
+            date=date,
+            wavenumber=wavenumber,
+        )

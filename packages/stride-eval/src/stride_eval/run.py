@@ -72,7 +72,8 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
     write_parquet_artifact(table, metrics_manifest, config.output, MetricRow)
     run.log_artifact(config.output)
     headline = table[table["date"].isna() & table["wavenumber"].isna()]
-    run.log_metrics({f"{r.model}.{r.variable}.{r.metric}": r.value for r in headline.itertuples()})
+    keys = headline["model"] + "." + headline["variable"] + "." + headline["metric"]
+    run.log_metrics(dict(zip(keys, headline["value"].astype(float), strict=True)))
     for r in headline.itertuples():
         log.info("%-8s %-5s %-15s %10.4f %s", r.model, r.variable, r.metric, r.value, r.units)
     log.info("wrote %s (%d rows)", config.output, len(table))

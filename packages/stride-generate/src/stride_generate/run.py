@@ -13,6 +13,7 @@ from stride_core.artifacts import read_manifest_folder, write_zarr_artifact
 from stride_core.errors import ArtifactError, StrideError
 from stride_core.metrics import probability_matched_mean
 from stride_core.progress import get_logger, progress
+from stride_core.resume import close_work_folder, fingerprint, open_work_folder
 from stride_core.splits import SplitArrays, load_split
 from stride_core.tracking import RunContext
 from stride_core.transforms import VariableTransforms
@@ -41,8 +42,15 @@ def check_compatible(checkpoint: CheckpointManifest, arrays: SplitArrays, datase
         )
 
 
-def work_folder(output: Path) -> Path:
-    return output.parent / f".{output.name}.inprogress"
+def generation_fingerprint(config: GenerateConfig, checkpoint: CheckpointManifest) -> str:
+    """Everything that changes the members: settings, dates, and which weights (checkpoint run and step)."""
+    settings = config.model_dump(mode="json", exclude={"output", "threads", "device", "batch_size"})
+    settings["checkpoint"] = [
+        checkpoint.producer.mlflow_run_id,
+        checkpoint.step,
+        str(config.checkpoint.resolve()),
+    ]
+    return fingerprint(settings)
 
 
 def run_generate(config: GenerateConfig, run: RunContext) -> None:
@@ -65,14 +73,13 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
     transforms = VariableTransforms(checkpoint.transforms)
 
     # Each chunk of dates is saved as soon as it is sampled, so a killed job resumes where it stopped.
-    folder = work_folder(config.output)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = open_work_folder(config.output, generation_fingerprint(config, checkpoint))
     n_dates = len(arrays.times)
     seeds = [member_seeds(config, i, members) for i in range(n_dates)]
     chunks = list(range(0, n_dates, config.dates_per_chunk))
     log.info("sampling %d dates x %d members (%d chunks) on %s", n_dates, members, len(chunks), device)
-    for start in progress(chunks, desc="date chunks"):
-        part = folder / f"members_{start:06d}_{members}_{config.seed}.npy"
+    for start in progress(chunks, total=len(chunks), desc="date chunks"):
+        part = folder / f"members_{start:06d}.npy"
         if part.is_file():
             continue
         stop = min(start + config.dates_per_chunk, n_dates)
@@ -89,7 +96,7 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
         np.save(folder / f".{part.name}", values)
         (folder / f".{part.name}").replace(part)
     ensemble = np.concatenate(
-        [np.load(folder / f"members_{start:06d}_{members}_{config.seed}.npy") for start in chunks], axis=0
+        [np.load(folder / f"members_{start:06d}.npy") for start in chunks], axis=0
     ).astype(np.float32)
     if not np.isfinite(ensemble).all():
         raise StrideError(
@@ -116,9 +123,7 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
         has_target=bool(np.isfinite(arrays.target).any()),
     )
     write_zarr_artifact(dataset, manifest, config.output)
-    for leftover in folder.glob("*.npy"):
-        leftover.unlink()
-    folder.rmdir()
+    close_work_folder(folder)
     run.set_tags({"stride.samples.uri": config.output.resolve().as_uri()})
     run.log_metrics({"n_dates": float(n_dates), "n_members": float(members)})
     log.info("wrote %s (%d dates x %d members)", config.output, n_dates, members)

@@ -27,7 +27,7 @@ def choose_dates(
         raise ConfigError(
             f"{source}: dates {missing} are not in the samples (they cover {times[0]} to {times[-1]}); fix 'dates'"
         )
-    return [int(times.get_loc(t)) for t in wanted]
+    return [int(np.flatnonzero(times == t)[0]) for t in wanted]
 
 
 def _extent(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float, float, float]:
@@ -61,7 +61,7 @@ def draw_quicklooks(
             truth = day["target"].values[channel] if manifest.has_target else None
             reference = np.concatenate([members.ravel(), truth.ravel() if truth is not None else []])
             vmin, vmax = np.nanpercentile(reference, [1, 99])
-            stamp = pd.Timestamp(day["time"].values)
+            stamp = pd.DatetimeIndex([day["time"].values])[0]
             figure = quicklook_figure(
                 lr_input=day["cond_dynamic"].values[lr_channel],
                 truth=truth,

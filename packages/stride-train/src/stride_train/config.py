@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from stride_core.config import StrictConfig
+from stride_core.variables import TransformKind
 
 
 class ModelConfig(StrictConfig):
@@ -77,7 +78,7 @@ class TrainConfig(StrictConfig):
     edm: EDMConfig = EDMConfig()
     optim: OptimConfig = OptimConfig()
     training: LoopConfig = LoopConfig()
-    transforms: dict[str, Literal["zscore", "log_zscore", "minmax"]] = Field(
+    transforms: dict[str, TransformKind] = Field(
         default_factory=dict, description="Per-variable transform overriding the registry's default."
     )
     variables_file: Path | None = None

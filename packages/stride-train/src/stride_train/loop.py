@@ -16,11 +16,12 @@ import torch
 from stride_contracts.checkpoint import ModelSpec
 from stride_core.errors import StrideError
 from stride_core.progress import get_logger, progress
+from stride_core.resume import open_work_folder
 from stride_core.tracking import RunContext
 from stride_model import EMA, EDMLoss, LossOutput, assemble_condition, build_model, regression_loss
 from stride_train.config import TrainConfig
 from stride_train.data import ModelSpaceSplit
-from stride_train.state import config_fingerprint, load_state, save_state, work_folder
+from stride_train.state import load_state, save_state, training_fingerprint
 
 log = get_logger("stride-train")
 SIGMA_BINS = (0.1, 0.5, 2.0)
@@ -113,10 +114,9 @@ def train(
     generator = torch.Generator(device=device).manual_seed(loop.seed)
     index_generator = torch.Generator().manual_seed(loop.seed)
 
-    folder = work_folder(config.output)
-    fingerprint = config_fingerprint(config.model_dump(mode="json"))
+    folder = open_work_folder(config.output, training_fingerprint(config.model_dump(mode="json")))
     start_step, best_val = 0, math.inf
-    state = load_state(folder, fingerprint)
+    state = load_state(folder)
     if state is not None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
@@ -130,7 +130,6 @@ def train(
         save_state(
             folder,
             {
-                "fingerprint": fingerprint,
                 "step": step,
                 "best_val": best_val,
                 "model": model.state_dict(),

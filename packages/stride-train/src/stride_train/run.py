@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pydantic import ValidationError
+
 from stride_contracts import CheckpointManifest, ModelSpec, StatsManifest, StatsRow
 from stride_contracts.dataset import GridInfo
 from stride_core.artifacts import read_parquet_artifact, write_manifest_file
 from stride_core.atomic import atomic_output
 from stride_core.errors import ArtifactError, ConfigError
 from stride_core.progress import get_logger
+from stride_core.resume import close_work_folder, work_folder
 from stride_core.splits import load_split
 from stride_core.tracking import RunContext
 from stride_core.transforms import VariableTransforms
@@ -17,7 +19,6 @@ from stride_model import save_weights
 from stride_train.config import TrainConfig
 from stride_train.data import build_transform_set, to_model_space
 from stride_train.loop import train
-from stride_train.state import clear, work_folder
 
 log = get_logger("stride-train")
 
@@ -44,7 +45,9 @@ def model_spec_from(
         )
     except ValidationError as exc:
         problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"model: {problem} (dataset {config.dataset} has HR grid {grid.hr_shape})") from None
+        raise ConfigError(
+            f"model: {problem} (dataset {config.dataset} has HR grid {grid.hr_shape})"
+        ) from None
 
 
 def run_train(config: TrainConfig, run: RunContext) -> None:
@@ -90,7 +93,7 @@ def run_train(config: TrainConfig, run: RunContext) -> None:
         save_weights(result.model, staging / checkpoint.weights_file)
         save_weights(result.ema.model, staging / checkpoint.ema_weights_file)
         write_manifest_file(staging, checkpoint)
-    clear(work_folder(config.output))
+    close_work_folder(work_folder(config.output))
     run.set_tags({"stride.checkpoint.uri": config.output.resolve().as_uri()})
     run.log_artifact(config.output / "manifest.json", "checkpoint")
     log.info(

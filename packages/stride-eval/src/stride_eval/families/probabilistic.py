@@ -16,7 +16,7 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
     for model, prediction in inputs.predictions.items():
         ensemble = prediction.members if prediction.members is not None else prediction.point[:, None]
         crps = crps_ensemble_fair(ensemble, inputs.truth, member_axis=1)  # [time, H, W], NaN where truth is
-        rows.append(inputs.row(model, "crps", FAMILY, np.nanmean(crps)))
+        rows.append(inputs.row(model, "crps", FAMILY, float(np.nanmean(crps))))
         if inputs.per_date:
             for time, value in zip(inputs.times, np.nanmean(crps, axis=(1, 2)), strict=True):
                 if np.isfinite(value):
