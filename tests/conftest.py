@@ -51,30 +51,67 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def chain(tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str]) -> Chain:
-    out = tmp_path_factory.mktemp("chain")
-    result = Chain(out=out, env=cli_env)
-    commands = {
-        "stride-data": [
-            "stride-data",
-            "build",
-            "--config",
-            "configs/era5_uk.yaml",
-            "--out",
-            f"{out}/dataset.zarr",
-        ],
-        "stride-stats": ["stride-stats", "--dataset", f"{out}/dataset.zarr", "--out", f"{out}/stats.parquet"],
-        "stride-train": [
+def chain_commands(out: Path, *, data: list[str], train: list[str], generate: list[str]) -> list[list[str]]:
+    """The six CLIs writing into `out`; `data`, `train` and `generate` add each step's own options."""
+    return [
+        ["stride-data", "build", *data, "--out", f"{out}/dataset.zarr"],
+        ["stride-stats", "--dataset", f"{out}/dataset.zarr", "--out", f"{out}/stats.parquet"],
+        [
             "stride-train",
-            "--config",
-            "configs/train_era5_uk.yaml",
+            *train,
             "--dataset",
             f"{out}/dataset.zarr",
             "--stats",
             f"{out}/stats.parquet",
             "--out",
             f"{out}/checkpoint",
+        ],
+        [
+            "stride-generate",
+            *generate,
+            "--checkpoint",
+            f"{out}/checkpoint",
+            "--dataset",
+            f"{out}/dataset.zarr",
+            "--out",
+            f"{out}/samples.zarr",
+        ],
+        ["stride-eval", "--samples", f"{out}/samples.zarr", "--out", f"{out}/metrics.parquet"],
+        [
+            "stride-plot",
+            "--samples",
+            f"{out}/samples.zarr",
+            "--metrics",
+            f"{out}/metrics.parquet",
+            "--out",
+            f"{out}/plots",
+            "--n-dates",
+            "2",
+        ],
+    ]
+
+
+def run_chain(commands: list[list[str]], env: dict[str, str]) -> dict[str, str]:
+    """Run the commands in order, failing with the tool's own stderr; returns each tool's log."""
+    logs = {}
+    for args in commands:
+        completed = run_cli(args, env)
+        logs[args[0]] = completed.stderr
+        if completed.returncode != 0:
+            pytest.fail(f"{args[0]} exited {completed.returncode}:\n{completed.stderr[-3000:]}")
+    return logs
+
+
+@pytest.fixture(scope="session")
+def chain(tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str]) -> Chain:
+    """The demo chain on ERA5-UK at smoke budget: a small model, 30 steps, 3 members on 6 test dates."""
+    out = tmp_path_factory.mktemp("chain")
+    commands = chain_commands(
+        out,
+        data=["--config", "configs/era5_uk.yaml"],
+        train=[
+            "--config",
+            "configs/train_era5_uk.yaml",
             "--steps",
             "30",
             "--set",
@@ -90,16 +127,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str]) -> 
             "--set",
             "training.batch_size=16",
         ],
-        "stride-generate": [
-            "stride-generate",
+        generate=[
             "--config",
             "configs/generate_era5_uk.yaml",
-            "--checkpoint",
-            f"{out}/checkpoint",
-            "--dataset",
-            f"{out}/dataset.zarr",
-            "--out",
-            f"{out}/samples.zarr",
             "--members",
             "3",
             "--steps",
@@ -107,22 +137,5 @@ def chain(tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str]) -> 
             "--set",
             "date_stride=24",
         ],
-        "stride-eval": ["stride-eval", "--samples", f"{out}/samples.zarr", "--out", f"{out}/metrics.parquet"],
-        "stride-plot": [
-            "stride-plot",
-            "--samples",
-            f"{out}/samples.zarr",
-            "--metrics",
-            f"{out}/metrics.parquet",
-            "--out",
-            f"{out}/plots",
-            "--n-dates",
-            "2",
-        ],
-    }
-    for tool, args in commands.items():
-        completed = run_cli(args, cli_env)
-        result.logs[tool] = completed.stderr
-        if completed.returncode != 0:
-            pytest.fail(f"{tool} exited {completed.returncode}:\n{completed.stderr[-3000:]}")
-    return result
+    )
+    return Chain(out=out, env=cli_env, logs=run_chain(commands, cli_env))

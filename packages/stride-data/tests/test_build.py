@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,6 @@ import zarr
 
 from stride_contracts import DatasetManifest
 from stride_core.artifacts import read_zarr_manifest
-from stride_data.cli import main
 
 CONFIG = """\
 source: {{path: {path}}}
@@ -51,15 +51,12 @@ def write_source(path: Path, units: str = "K", nan_everywhere: bool = False) -> 
     return path
 
 
-def build(tmp_path: Path, source: Path, *extra: str) -> int:
-    config = tmp_path / "data.yaml"
-    config.write_text(CONFIG.format(path=source))
-    return main(["build", "--config", str(config), "--out", str(tmp_path / "dataset.zarr"), *extra])
-
-
-def test_build_crops_coarsens_and_labels_splits(tmp_path: Path) -> None:
+def test_build_crops_coarsens_and_labels_splits(
+    build_from: Callable[[str], Callable[..., int]], tmp_path: Path
+) -> None:
+    build = build_from(CONFIG)
     source = write_source(tmp_path / "src.nc")
-    assert build(tmp_path, source) == 0
+    assert build(source) == 0
     manifest = read_zarr_manifest(tmp_path / "dataset.zarr", DatasetManifest)
     assert manifest.grid.hr_shape == (16, 24) and manifest.grid.lr_shape == (4, 6)
     assert manifest.n_times == 18 and manifest.sources[0].sha256
@@ -89,21 +86,54 @@ def test_build_crops_coarsens_and_labels_splits(tmp_path: Path) -> None:
     ],
 )
 def test_bad_sources_give_one_line_errors(
+    build_from: Callable[[str], Callable[..., int]],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     kwargs: dict[str, object],
     extra: list[str],
     message: str,
 ) -> None:
+    build = build_from(CONFIG)
     source = write_source(tmp_path / "src.nc", **kwargs)  # type: ignore[arg-type]
-    assert build(tmp_path, source, *extra) == 2
+    assert build(source, *extra) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not (tmp_path / "dataset.zarr").exists()
 
 
-def test_not_a_netcdf_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_not_a_netcdf_file(
+    build_from: Callable[[str], Callable[..., int]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build = build_from(CONFIG)
     fake = tmp_path / "fake.nc"
     fake.write_text("this is not a NetCDF file")
-    assert build(tmp_path, fake) == 2
+    assert build(fake) == 2
     assert "cannot be opened with engine 'h5netcdf'" in capsys.readouterr().err
+
+
+def test_several_files_merge_along_time_with_provenance(
+    build_from: Callable[[str], Callable[..., int]], tmp_path: Path
+) -> None:
+    build = build_from(CONFIG)
+    whole = xr.open_dataset(write_source(tmp_path / "all.nc"), engine="h5netcdf").load()
+    whole.isel(time=slice(0, 12)).to_netcdf(tmp_path / "a.nc", engine="h5netcdf")
+    whole.isel(time=slice(12, 20)).to_netcdf(tmp_path / "b.nc", engine="h5netcdf")
+    assert build([tmp_path / "b.nc", tmp_path / "a.nc"]) == 0
+    manifest = read_zarr_manifest(tmp_path / "dataset.zarr", DatasetManifest)
+    assert [Path(s.path).name for s in manifest.sources] == ["b.nc", "a.nc"]
+    assert manifest.n_times == 18 and len({s.sha256 for s in manifest.sources}) == 2
+
+
+def test_files_on_different_grids_do_not_merge(
+    build_from: Callable[[str], Callable[..., int]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build = build_from(CONFIG)
+    whole = xr.open_dataset(write_source(tmp_path / "all.nc"), engine="h5netcdf").load()
+    whole.isel(time=slice(0, 12)).to_netcdf(tmp_path / "a.nc", engine="h5netcdf")
+    shifted = whole.isel(time=slice(12, 20)).assign_coords(latitude=whole["latitude"] + 0.5)
+    shifted.to_netcdf(tmp_path / "b.nc", engine="h5netcdf")
+    assert build([tmp_path / "a.nc", tmp_path / "b.nc"]) == 2
+    assert "a.nc, b.nc: these files cannot be merged along time" in capsys.readouterr().err
+    whole.isel(time=slice(10, 20)).to_netcdf(tmp_path / "c.nc", engine="h5netcdf")
+    assert build([tmp_path / "a.nc", tmp_path / "c.nc"]) == 2
+    assert "appear in more than one file" in capsys.readouterr().err

@@ -40,17 +40,25 @@ class SplitRange(StrictModel):
 
 
 class GridInfo(StrictModel):
-    """HR and LR grids and how they relate."""
+    """HR and LR grids and how they relate.
 
-    kind: Literal["latlon"] = "latlon"
+    `latlon`: regular latitude/longitude axes (coordinates `lat(y)`, `lon(x)` in degrees).
+    `projected`: `x(x)`, `y(y)` in metres of the projection `crs`, with cell-centre `lat(y, x)`, `lon(y, x)`.
+    """
+
+    kind: Literal["latlon", "projected"] = "latlon"
+    crs: str | None = Field(default=None, description="Projection as PROJ string or WKT (projected grids).")
     hr_shape: tuple[int, int]
     lr_shape: tuple[int, int]
     factor: int = Field(ge=1, description="HR cells per LR cell along each axis.")
     lr_method: Literal["conservative_coarsening"] = "conservative_coarsening"
     lat_descending: bool = Field(description="Whether row 0 is the northernmost row.")
+    region: str | None = Field(default=None, description="The region the source was cropped to, if any.")
 
     @model_validator(mode="after")
     def _aligned(self) -> GridInfo:
+        if self.kind == "projected" and not self.crs:
+            raise ValueError("a projected grid needs its crs")
         expected = (self.lr_shape[0] * self.factor, self.lr_shape[1] * self.factor)
         if tuple(self.hr_shape) != expected:
             raise ValueError(

@@ -14,6 +14,8 @@ from stride_contracts.dataset import DATASET_ARRAYS, SPLIT_CODES
 from stride_core.artifacts import load_variable, open_zarr_artifact
 from stride_core.errors import ArtifactError
 
+SPATIAL_COORDS = ("lat", "lon", "lat_lr", "lon_lr", "y", "x", "y_lr", "x_lr")
+
 
 @dataclass(frozen=True)
 class SplitArrays:
@@ -24,10 +26,8 @@ class SplitArrays:
     target: NDArray[np.float32]
     cond_dynamic: NDArray[np.float32]
     cond_static: NDArray[np.float32]
-    lat: NDArray[np.float64]
-    lon: NDArray[np.float64]
-    lat_lr: NDArray[np.float64]
-    lon_lr: NDArray[np.float64]
+    coords: dict[str, tuple[tuple[str, ...], NDArray[np.float64]]]
+    """Spatial coordinates by name, with their dims: lat/lon (1-D or 2-D), x/y when projected, and the LR ones."""
 
 
 def load_split(path: Path, split: str, *, every: int = 1, limit: int | None = None) -> SplitArrays:
@@ -46,10 +46,11 @@ def load_split(path: Path, split: str, *, every: int = 1, limit: int | None = No
         target=load_variable(subset, "target", path).values.astype(np.float32),
         cond_dynamic=load_variable(subset, "cond_dynamic", path).values.astype(np.float32),
         cond_static=load_variable(subset, "cond_static", path).values.astype(np.float32),
-        lat=subset["lat"].values,
-        lon=subset["lon"].values,
-        lat_lr=subset["lat_lr"].values,
-        lon_lr=subset["lon_lr"].values,
+        coords={
+            name: (tuple(map(str, subset[name].dims)), subset[name].values)
+            for name in SPATIAL_COORDS
+            if name in subset.coords
+        },
     )
     grid = manifest.grid
     checks = {

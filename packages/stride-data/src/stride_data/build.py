@@ -1,6 +1,8 @@
-"""Assemble dataset.zarr from a source: crop to the coarsening factor, coarsen HR to LR, label splits."""
+"""Assemble dataset.zarr from a source: crop to a region and the factor, coarsen HR to LR, label splits."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,18 +11,14 @@ import xarray as xr
 from stride_contracts.dataset import SPLIT_CODES, DatasetManifest, GridInfo, SplitRange, VariableRef
 from stride_core.artifacts import write_zarr_artifact
 from stride_core.errors import InputDataError
-from stride_core.grid import coarsen_conservative, coarsen_coordinate, latitude_area_weights
+from stride_core.grid import coarsen_conservative, coarsen_coordinate
 from stride_core.progress import get_logger
 from stride_core.tracking import RunContext
 from stride_core.variables import VariableRegistry, VariableSpec
 from stride_data.config import DataBuildConfig
-from stride_data.sources import (
-    check_finite_somewhere,
-    describe_source,
-    find_dim,
-    open_source,
-    select_variable,
-)
+from stride_data.grids import SourceGrid, detect_grid
+from stride_data.regions import region_slices
+from stride_data.sources import check_finite_somewhere, describe_source, open_sources, select_variable
 
 log = get_logger("stride-data")
 
@@ -28,43 +26,40 @@ log = get_logger("stride-data")
 def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
     registry = VariableRegistry.load(config.variables_file)
     specs = {key: registry[key] for key in dict.fromkeys(config.target + config.dynamic + config.static)}
-    source, path = open_source(config.source.path, config.source.engine)
-    lat_dim, lon_dim = (
-        find_dim(source, ("latitude", "lat"), path),
-        find_dim(source, ("longitude", "lon"), path),
-    )
+    unknown_fill = sorted(set(config.conditioning_fill) - set(config.dynamic))
+    if unknown_fill:
+        raise InputDataError(f"conditioning_fill names {unknown_fill}, which are not dynamic variables")
+    source, files, path = open_sources(config.source.files, config.source.engine)
     if "time" not in source.dims:
         raise InputDataError(f"{path}: no 'time' dimension (dims: {list(source.dims)})")
-
+    grid = detect_grid(source, path)
     factor = config.coarsen.factor
-    n_lat, n_lon = source.sizes[lat_dim] // factor * factor, source.sizes[lon_dim] // factor * factor
-    if n_lat == 0 or n_lon == 0:
-        raise InputDataError(
-            f"{path}: grid {source.sizes[lat_dim]}x{source.sizes[lon_dim]} is smaller than factor {factor}"
-        )
-    if (n_lat, n_lon) != (source.sizes[lat_dim], source.sizes[lon_dim]):
+    full = (slice(0, grid.lat.shape[0]), slice(0, grid.lat.shape[1]))
+    rows, cols = (
+        region_slices(config.region, grid, factor, path) if config.region else _trim(full, factor, path)
+    )
+    if (rows, cols) != full:
         log.info(
-            "cropping %dx%d to %dx%d so the grid divides by factor %d",
-            source.sizes[lat_dim],
-            source.sizes[lon_dim],
-            n_lat,
-            n_lon,
+            "cropping %dx%d to rows %d:%d, cols %d:%d (factor %d)",
+            *grid.lat.shape,
+            rows.start,
+            rows.stop,
+            cols.start,
+            cols.stop,
             factor,
         )
-    source = source.isel({lat_dim: slice(0, n_lat), lon_dim: slice(0, n_lon)}).sortby("time")
+    grid = grid.crop(rows, cols)
+    source = source.isel({grid.y_dim: rows, grid.x_dim: cols}).sortby("time")
     times = pd.DatetimeIndex(source["time"].values)
     split = _split_codes(times, config, path)
     keep = split >= 0
     source = source.isel(time=np.flatnonzero(keep))
     times, split = times[keep], split[keep]
-
-    lat = source[lat_dim].values.astype(np.float64)
-    lon = source[lon_dim].values.astype(np.float64)
-    weights = np.broadcast_to(latitude_area_weights(lat)[:, None], (n_lat, n_lon))
+    weights = grid.cell_weights()
 
     def load(key: str, with_time: bool) -> np.ndarray:
         array = select_variable(source, specs[key], path)
-        expected = ("time", lat_dim, lon_dim) if with_time else (lat_dim, lon_dim)
+        expected = ("time", grid.y_dim, grid.x_dim) if with_time else (grid.y_dim, grid.x_dim)
         if tuple(array.dims) != expected:
             raise InputDataError(
                 f"{path}: variable '{array.name}' has dims {array.dims}, expected {expected}"
@@ -73,47 +68,83 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
         check_finite_somewhere(values, f"variable '{array.name}'", path)
         return values
 
-    log.info("reading %s (%d time steps, %dx%d HR, factor %d)", path.name, len(times), n_lat, n_lon, factor)
+    n_lat, n_lon = grid.lat.shape
+    log.info(
+        "reading %s (%d time steps, %dx%d HR %s grid, factor %d)",
+        path.name,
+        len(times),
+        n_lat,
+        n_lon,
+        grid.kind,
+        factor,
+    )
     target = np.stack([load(key, True) for key in config.target], axis=1)
     dynamic = np.stack(
-        [
-            coarsen_conservative(
-                load(key, True), factor, weights, min_valid_fraction=config.coarsen.min_valid_fraction
-            )
-            for key in config.dynamic
-        ],
-        axis=1,
+        [_coarsened(load(key, True), key, config, weights, path) for key in config.dynamic], axis=1
     )
-    if np.isnan(dynamic).any():
-        raise InputDataError(
-            f"{path}: LR conditioning has NaN cells after coarsening (min_valid_fraction "
-            f"{config.coarsen.min_valid_fraction}); the model is never fed NaN: pick a region with data coverage"
-        )
     static = np.stack([load(key, False) for key in config.static], axis=0) if config.static else None
     if static is not None and np.isnan(static).any():
         raise InputDataError(f"{path}: static fields {config.static} contain NaN; fill or crop them first")
 
-    dataset = _as_xarray(config, times, split, lat, lon, factor, target, dynamic, static)
+    dataset = _as_xarray(config, times, split, grid, factor, target, dynamic, static)
     manifest = DatasetManifest(
         producer=run.producer(),
         target=[_ref(specs[k]) for k in config.target],
         dynamic=[_ref(specs[k]) for k in config.dynamic],
         static=[_ref(specs[k]) for k in config.static],
         grid=GridInfo(
+            kind="projected" if grid.kind == "projected" else "latlon",
+            crs=grid.crs,
             hr_shape=(n_lat, n_lon),
             lr_shape=(n_lat // factor, n_lon // factor),
             factor=factor,
-            lat_descending=bool(lat[0] > lat[-1]),
+            lat_descending=bool(grid.lat[0].mean() > grid.lat[-1].mean()),
+            region=config.region.describe() if config.region else None,
         ),
         splits={name: SplitRange(start=r.start, end=r.end) for name, r in config.splits.items()},
         time_step_hours=_time_step_hours(times),
         n_times=len(times),
-        sources=[describe_source(path, sorted({specs[k].data_name for k in specs}))],
+        sources=[describe_source(file, sorted({specs[k].data_name for k in specs})) for file in files],
     )
     write_zarr_artifact(dataset, manifest, config.output)
     counts = {f"n_times_{name}": float((split == code).sum()) for name, code in SPLIT_CODES.items()}
-    run.log_metrics({**counts, "hr_height": n_lat, "hr_width": n_lon})
-    log.info("wrote %s (%s)", config.output, ", ".join(f"{k[8:]} {int(v)}" for k, v in counts.items()))
+    valid = float(np.isfinite(target).mean())
+    run.log_metrics({**counts, "hr_height": n_lat, "hr_width": n_lon, "target_valid_fraction": valid})
+    log.info(
+        "wrote %s (%s; %.1f%% of target cells valid)",
+        config.output,
+        ", ".join(f"{k[8:]} {int(v)}" for k, v in counts.items()),
+        100 * valid,
+    )
+
+
+def _trim(full: tuple[slice, slice], factor: int, path: Path) -> tuple[slice, slice]:
+    rows, cols = (slice(0, s.stop // factor * factor) for s in full)
+    if rows.stop == 0 or cols.stop == 0:
+        raise InputDataError(f"{path}: grid {full[0].stop}x{full[1].stop} is smaller than factor {factor}")
+    return rows, cols
+
+
+def _coarsened(
+    values: np.ndarray, key: str, config: DataBuildConfig, weights: np.ndarray, path: Path
+) -> np.ndarray:
+    """LR field of one dynamic variable; cells without enough valid HR cells get the configured fill."""
+    coarse = coarsen_conservative(
+        values, config.coarsen.factor, weights, min_valid_fraction=config.coarsen.min_valid_fraction
+    )
+    missing = np.isnan(coarse)
+    if missing.any():
+        if key not in config.conditioning_fill:
+            raise InputDataError(
+                f"{path}: {missing.mean():.1%} of LR '{key}' cells have too few valid HR cells (min_valid_fraction "
+                f"{config.coarsen.min_valid_fraction}); the model is never fed NaN: choose a covered region or set "
+                f"conditioning_fill.{key}"
+            )
+        coarse[missing] = config.conditioning_fill[key]
+        log.info(
+            "filled %.1f%% of LR '%s' cells with %g", 100 * missing.mean(), key, config.conditioning_fill[key]
+        )
+    return coarse
 
 
 def _ref(spec: VariableSpec) -> VariableRef:
@@ -139,39 +170,57 @@ def _time_step_hours(times: pd.DatetimeIndex) -> float:
     return float(np.median(np.diff(times.values).astype("timedelta64[s]").astype(np.float64)) / 3600.0)
 
 
+def _coordinates(grid: SourceGrid, factor: int) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """HR and LR coordinates: 1-D lat/lon for lat/lon grids; x/y in metres plus 2-D lat/lon when projected."""
+    if grid.kind == "latlon":
+        return {
+            "lat": (("y",), grid.y),
+            "lon": (("x",), grid.x),
+            "lat_lr": (("y_lr",), coarsen_coordinate(grid.y, factor)),
+            "lon_lr": (("x_lr",), coarsen_coordinate(grid.x, factor)),
+        }
+    uniform = np.ones(grid.lat.shape)
+    return {
+        "y": (("y",), grid.y),
+        "x": (("x",), grid.x),
+        "lat": (("y", "x"), grid.lat),
+        "lon": (("y", "x"), grid.lon),
+        "y_lr": (("y_lr",), coarsen_coordinate(grid.y, factor)),
+        "x_lr": (("x_lr",), coarsen_coordinate(grid.x, factor)),
+        "lat_lr": (("y_lr", "x_lr"), coarsen_conservative(grid.lat, factor, uniform).astype(np.float64)),
+        "lon_lr": (("y_lr", "x_lr"), coarsen_conservative(grid.lon, factor, uniform).astype(np.float64)),
+    }
+
+
 def _as_xarray(
     config: DataBuildConfig,
     times: pd.DatetimeIndex,
     split: np.ndarray,
-    lat: np.ndarray,
-    lon: np.ndarray,
+    grid: SourceGrid,
     factor: int,
     target: np.ndarray,
     dynamic: np.ndarray,
     static: np.ndarray | None,
 ) -> xr.Dataset:
     chunk = min(config.time_chunk, len(times))
-    data_vars: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
-        "target": (("time", "target_var", "y", "x"), target),
-        "cond_dynamic": (("time", "dynamic_var", "y_lr", "x_lr"), dynamic),
-        "split": (("time",), split),
-    }
-    data_vars["cond_static"] = (
-        ("static_var", "y", "x"),
-        static if static is not None else np.zeros((0, len(lat), len(lon)), np.float32),
-    )
+    shape = grid.lat.shape
     dataset = xr.Dataset(
-        data_vars,
+        {
+            "target": (("time", "target_var", "y", "x"), target),
+            "cond_dynamic": (("time", "dynamic_var", "y_lr", "x_lr"), dynamic),
+            "cond_static": (
+                ("static_var", "y", "x"),
+                static if static is not None else np.zeros((0, *shape), "f4"),
+            ),
+            "split": (("time",), split),
+        },
         coords={
             "time": times.values,
             # Variable-length strings: Zarr v3 specifies them, unlike fixed-width unicode.
             "target_var": np.array(config.target, dtype=object),
             "dynamic_var": np.array(config.dynamic, dtype=object),
             "static_var": np.array(config.static, dtype=object),
-            "lat": ("y", lat),
-            "lon": ("x", lon),
-            "lat_lr": ("y_lr", coarsen_coordinate(lat, factor)),
-            "lon_lr": ("x_lr", coarsen_coordinate(lon, factor)),
+            **_coordinates(grid, factor),
         },
     )
     dataset["target"].encoding["chunks"] = (chunk, *target.shape[1:])

@@ -9,13 +9,27 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from stride_core.config import StrictConfig
+from stride_data.regions import RegionConfig
 
 
 class SourceConfig(StrictConfig):
-    """One source file; relative paths are looked up under $STRIDE_DATA (default ../shared/data)."""
+    """One source file, or several on the same grid merged along time.
 
-    path: Path
+    Relative paths are looked up under $STRIDE_DATA (default ../shared/data).
+    """
+
+    path: Path | list[Path] = Field(description="A file, or a list of files on one grid to merge along time.")
     engine: Literal["h5netcdf", "netcdf4", "zarr"] = "h5netcdf"
+
+    @property
+    def files(self) -> list[Path]:
+        return self.path if isinstance(self.path, list) else [self.path]
+
+    @model_validator(mode="after")
+    def _some_file(self) -> SourceConfig:
+        if not self.files:
+            raise ValueError("give at least one source file")
+        return self
 
 
 class CoarsenConfig(StrictConfig):
@@ -66,6 +80,12 @@ class DataBuildConfig(StrictConfig):
     )
     static: list[str] = Field(default_factory=list, description="Registry keys of HR static fields.")
     coarsen: CoarsenConfig = CoarsenConfig()
+    region: RegionConfig | None = Field(default=None, description="Crop the source to this region first.")
+    conditioning_fill: dict[str, float] = Field(
+        default_factory=dict,
+        description="Value (physical units) for LR cells without enough valid HR cells, per dynamic variable; "
+        "without one such cells are an error, since the model is never fed NaN.",
+    )
     splits: SplitsConfig
     variables_file: Path | None = Field(default=None, description="YAML overriding/adding registry entries.")
     time_chunk: int = Field(default=24, ge=1, description="Time steps per Zarr chunk.")

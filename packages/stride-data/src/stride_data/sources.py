@@ -13,8 +13,6 @@ from stride_core.data_root import resolve_data_path
 from stride_core.errors import InputDataError
 from stride_core.variables import VariableSpec
 
-LAT_NAMES = ("latitude", "lat")
-LON_NAMES = ("longitude", "lon")
 UNIT_ALIASES = {"1": {"1", "", "fraction", "0-1", "(0 - 1)"}, "K": {"K", "kelvin"}}
 
 
@@ -32,14 +30,34 @@ def open_source(path: Path, engine: str) -> tuple[xr.Dataset, Path]:
         ) from None
 
 
-def find_dim(dataset: xr.Dataset, names: tuple[str, ...], path: Path) -> str:
-    for name in names:
-        if name in dataset.dims:
-            return name
-    raise InputDataError(
-        f"{path}: no {'/'.join(names)} dimension (dims: {list(dataset.dims)}); only regular lat/lon grids are "
-        f"supported by this adapter"
-    )
+def open_sources(paths: list[Path], engine: str) -> tuple[xr.Dataset, list[Path], Path]:
+    """Open one source, or several on the same grid merged along time; also returns a label for messages."""
+    opened = [open_source(path, engine) for path in paths]
+    files = [path for _, path in opened]
+    if len(opened) == 1:
+        return opened[0][0], files, files[0]
+    label = Path(", ".join(path.name for path in files))
+    for dataset, path in opened:
+        if "time" not in dataset.dims:
+            raise InputDataError(f"{path}: no 'time' dimension; only files with time steps can be merged")
+    try:
+        # join="exact": files on different grids are an error, never silently aligned or reindexed.
+        merged = xr.concat(
+            [d for d, _ in opened],
+            dim="time",
+            data_vars="minimal",
+            coords="minimal",
+            compat="override",
+            join="exact",
+        )
+    except ValueError as exc:
+        raise InputDataError(
+            f"{label}: these files cannot be merged along time ({exc}); they must share one grid"
+        ) from None
+    times = merged["time"].values
+    if len(np.unique(times)) != len(times):
+        raise InputDataError(f"{label}: some time steps appear in more than one file; remove the overlap")
+    return merged, files, label
 
 
 def select_variable(dataset: xr.Dataset, spec: VariableSpec, path: Path) -> xr.DataArray:

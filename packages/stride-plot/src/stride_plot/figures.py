@@ -44,6 +44,8 @@ def quicklook_figure(
     vmax: float | None,
     spread_cmap: str | Colormap = "viridis",
     lr_label: str = "LR input",
+    geographic: bool = True,
+    axis_labels: tuple[str, str] = ("lon", "lat"),
 ) -> Figure:
     """One row of panels for one date and variable: LR input, HR truth, members 1-2, PMM, spread.
 
@@ -82,7 +84,7 @@ def quicklook_figure(
 
     n_panels = len(panels) + 1
     panel_height = 2.8
-    panel_width = min(max(panel_height * _display_aspect(hr_extent, hr_shape), 1.8), 4.5)
+    panel_width = min(max(panel_height * _display_aspect(hr_extent, hr_shape, geographic), 1.8), 4.5)
     fig = _new_figure((panel_width * n_panels + 0.8, panel_height + 1.3))
     axes: list[Axes] = list(fig.subplots(1, n_panels, squeeze=False)[0])
     for ax, (label, data, extent) in zip(axes, panels, strict=False):
@@ -90,9 +92,9 @@ def quicklook_figure(
         if data is None:
             _placeholder(ax, "no target")
             continue
-        _show_map(ax, data, extent, field_cmap, norm)
-    axes[0].set_xlabel("lon", fontsize=8)
-    axes[0].set_ylabel("lat", fontsize=8)
+        _show_map(ax, data, extent, field_cmap, norm, geographic)
+    axes[0].set_xlabel(axis_labels[0], fontsize=8)
+    axes[0].set_ylabel(axis_labels[1], fontsize=8)
 
     spread_ax = axes[-1]
     spread_ax.set_title("ensemble spread (std)", fontsize=9)
@@ -214,24 +216,26 @@ def _with_nan_colour(cmap: str | Colormap) -> Colormap:
     return base.with_extremes(bad=NAN_COLOUR)
 
 
-def _lat_aspect(extent: Extent) -> float | None:
-    """Axes aspect (y unit / x unit) that shows lon/lat degrees at true local scale; None if not lon/lat."""
+def _lat_aspect(extent: Extent, geographic: bool) -> float | None:
+    """Axes aspect (y unit / x unit) that shows lon/lat degrees at true local scale; None for projected x/y."""
     mid_lat = 0.5 * (extent[2] + extent[3])
-    return 1.0 / math.cos(math.radians(mid_lat)) if abs(mid_lat) < 85 else None
+    return 1.0 / math.cos(math.radians(mid_lat)) if geographic and abs(mid_lat) < 85 else None
 
 
-def _display_aspect(extent: Extent, shape: tuple[int, ...]) -> float:
+def _display_aspect(extent: Extent, shape: tuple[int, ...], geographic: bool = True) -> float:
     """Width / height of a map panel drawn with `_show_map`."""
     width, height = abs(extent[1] - extent[0]), abs(extent[3] - extent[2])
-    aspect = _lat_aspect(extent)
+    aspect = _lat_aspect(extent, geographic)
     if width == 0 or height == 0:
         return shape[1] / shape[0]
     return width / (height * (aspect if aspect is not None else 1.0))
 
 
-def _show_map(ax: Axes, data: NDArray[Any], extent: Extent, cmap: Colormap, norm: Normalize) -> Any:
-    # Degrees of longitude shrink with latitude; an extent outside the lat range is not lon/lat.
-    aspect = _lat_aspect(extent)
+def _show_map(
+    ax: Axes, data: NDArray[Any], extent: Extent, cmap: Colormap, norm: Normalize, geographic: bool = True
+) -> Any:
+    # Degrees of longitude shrink with latitude; projected metres are drawn at equal scale.
+    aspect = _lat_aspect(extent, geographic)
     image = ax.imshow(
         data,
         origin="upper",

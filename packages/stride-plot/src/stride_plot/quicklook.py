@@ -11,7 +11,7 @@ import xarray as xr
 from stride_contracts import SamplesManifest
 from stride_core.errors import ConfigError
 from stride_core.variables import VariableRegistry
-from stride_plot.figures import quicklook_figure, save_figure
+from stride_plot.figures import Extent, quicklook_figure, save_figure
 
 
 def choose_dates(
@@ -30,14 +30,26 @@ def choose_dates(
     return [int(np.flatnonzero(times == t)[0]) for t in wanted]
 
 
-def _extent(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float, float, float]:
-    half_lat = abs(lat[1] - lat[0]) / 2 if len(lat) > 1 else 0.5
-    half_lon = abs(lon[1] - lon[0]) / 2 if len(lon) > 1 else 0.5
+def _extent(rows: np.ndarray, cols: np.ndarray) -> tuple[float, float, float, float]:
+    """Cell-edge extent (left, right, bottom, top) from 1-D cell-centre coordinates."""
+    half_row = abs(rows[1] - rows[0]) / 2 if len(rows) > 1 else 0.5
+    half_col = abs(cols[1] - cols[0]) / 2 if len(cols) > 1 else 0.5
     return (
-        float(lon.min() - half_lon),
-        float(lon.max() + half_lon),
-        float(lat.min() - half_lat),
-        float(lat.max() + half_lat),
+        float(cols.min() - half_col),
+        float(cols.max() + half_col),
+        float(rows.min() - half_row),
+        float(rows.max() + half_row),
+    )
+
+
+def map_extents(samples: xr.Dataset, projected: bool) -> tuple[Extent, Extent]:
+    """HR and LR extents: degrees on lat/lon grids, kilometres of the projection on projected ones."""
+    if projected:
+        km = {name: samples[name].values / 1000.0 for name in ("y", "x", "y_lr", "x_lr")}
+        return _extent(km["y"], km["x"]), _extent(km["y_lr"], km["x_lr"])
+    return (
+        _extent(samples["lat"].values, samples["lon"].values),
+        _extent(samples["lat_lr"].values, samples["lon_lr"].values),
     )
 
 
@@ -50,8 +62,8 @@ def draw_quicklooks(
 ) -> list[Path]:
     written = []
     dynamic = [v.name for v in manifest.dynamic]
-    hr_extent = _extent(samples["lat"].values, samples["lon"].values)
-    lr_extent = _extent(samples["lat_lr"].values, samples["lon_lr"].values)
+    projected = manifest.grid.kind == "projected"
+    hr_extent, lr_extent = map_extents(samples, projected)
     for channel, variable in enumerate(manifest.target):
         spec = registry.get(variable.name)
         lr_channel = dynamic.index(variable.name) if variable.name in dynamic else 0
@@ -59,7 +71,8 @@ def draw_quicklooks(
             day = samples.isel(time=index)
             members = day["members"].values[:, channel]
             truth = day["target"].values[channel] if manifest.has_target else None
-            reference = np.concatenate([members.ravel(), truth.ravel() if truth is not None else []])
+            # Colours follow the truth when there is one, so a poor model saturates instead of hiding it.
+            reference = truth if truth is not None and np.isfinite(truth).any() else members
             vmin, vmax = np.nanpercentile(reference, [1, 99])
             stamp = pd.DatetimeIndex([day["time"].values])[0]
             figure = quicklook_figure(
@@ -77,6 +90,8 @@ def draw_quicklooks(
                 vmin=float(vmin),
                 vmax=float(vmax),
                 lr_label=f"LR {dynamic[lr_channel]} (x{manifest.grid.factor})",
+                geographic=not projected,
+                axis_labels=("x [km]", "y [km]") if projected else ("lon", "lat"),
             )
             path = folder / f"quicklook_{variable.name}_{stamp:%Y%m%dT%H%M}.png"
             save_figure(figure, path)
