@@ -38,6 +38,14 @@ ROW = dict(
     log_mean=None,
     log_std=None,
     log_eps=None,
+    boxcox_lambda=None,
+    boxcox_shift=None,
+    boxcox_mean=None,
+    boxcox_std=None,
+    sqrt_mean=None,
+    sqrt_std=None,
+    wet_fraction=None,
+    wet_threshold=None,
 )
 
 

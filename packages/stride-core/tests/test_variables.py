@@ -34,3 +34,11 @@ def test_errors(tmp_path: Path) -> None:
 def test_get_returns_none_for_unknown() -> None:
     registry = VariableRegistry.load()
     assert registry.get("t2m") is registry["t2m"] and registry.get("nope") is None
+
+
+def test_boxcox_and_sqrt_need_positive_definite(tmp_path: Path) -> None:
+    user = tmp_path / "vars.yaml"
+    for kind in ("boxcox", "sqrt"):
+        user.write_text(f"t2m: {{transform_default: {kind}}}\n")
+        with pytest.raises(ConfigError, match=f"{kind} needs is_positive_definite"):
+            VariableRegistry.load(user)

@@ -8,6 +8,8 @@ import xarray as xr
 from stride_contracts import StatsManifest, StatsRow
 from stride_core.artifacts import read_parquet_artifact
 from stride_core.testing import write_synthetic_dataset
+from stride_core.transforms import boxcox, inv_boxcox
+from stride_stats.boxcox import fit_boxcox_lambda, random_subsample
 from stride_stats.cli import main
 from stride_stats.compute import variable_stats
 
@@ -31,7 +33,86 @@ def test_stats_match_numpy_with_nans() -> None:
 
 def test_negative_values_have_no_log_stats() -> None:
     stats = variable_stats(da.from_array(np.array([-1.0, 0.0, 2.0])), log_eps=0.01, bins=100)
-    assert stats["log_mean"] is None
+    for column in ("log_mean", "log_eps", "boxcox_lambda", "boxcox_shift", "boxcox_mean", "sqrt_std"):
+        assert stats[column] is None
+    StatsRow(role="target", variable="t", units="K", **stats)
+
+
+def test_boxcox_lambda_recovers_the_generating_value() -> None:
+    # x is the inverse Box-Cox of a normal sample, so lambda = 0.25 makes it exactly normal again.
+    lmbda, shift = 0.25, 0.01
+    rng = np.random.default_rng(3)
+    values = inv_boxcox(rng.normal(2.0, 0.5, size=(50, 40, 100)), lmbda) - shift
+    values[rng.random(values.shape) < 0.1] = np.nan
+    stats = variable_stats(
+        da.from_array(values, chunks=(7, 40, 50)),
+        log_eps=0.01,
+        bins=1000,
+        boxcox_shift=shift,
+        max_samples=50_000,
+    )
+    assert stats["boxcox_lambda"] == pytest.approx(lmbda, abs=0.03)
+    assert stats["boxcox_shift"] == shift
+    valid = values[np.isfinite(values)]
+    transformed = boxcox(valid + shift, stats["boxcox_lambda"])
+    assert stats["boxcox_mean"] == pytest.approx(transformed.mean(), rel=1e-9)
+    assert stats["boxcox_std"] == pytest.approx(transformed.std(), rel=1e-9)
+    assert stats["sqrt_mean"] == pytest.approx(np.sqrt(valid).mean(), rel=1e-9)
+    assert stats["sqrt_std"] == pytest.approx(np.sqrt(valid).std(), rel=1e-9)
+    assert stats["wet_fraction"] is None and stats["wet_threshold"] is None
+
+
+def test_boxcox_fit_edge_cases() -> None:
+    assert fit_boxcox_lambda(np.zeros(100), 0.01) == 1.0
+    assert fit_boxcox_lambda(np.array([]), 0.01) == 1.0
+    rng = np.random.default_rng(0)
+    rain = np.where(rng.random(20_000) < 0.6, 0.0, rng.gamma(0.7, 2.0, 20_000))
+    assert fit_boxcox_lambda(rain, 0.01) == pytest.approx(0.0, abs=1e-5)  # optimum < 0, bounded at log
+    assert 0.0 <= fit_boxcox_lambda(rng.normal(280.0, 2.0, 5_000), 0.01) <= 2.0
+    stats = variable_stats(da.from_array(np.zeros((4, 5))), log_eps=0.01, bins=100, wet_threshold=0.1)
+    assert stats["boxcox_lambda"] == 1.0 and stats["boxcox_std"] == pytest.approx(0.0, abs=1e-12)
+    assert stats["wet_fraction"] == 0.0
+
+
+def test_wet_fraction_is_exact() -> None:
+    values = np.array([[0.0, 0.05, 0.1], [0.2, np.nan, 3.0]])
+    stats = variable_stats(da.from_array(values, chunks=(1, 2)), log_eps=0.01, bins=100, wet_threshold=0.1)
+    assert stats["wet_fraction"] == 2 / 5  # 0.2 and 3.0 of 5 valid values; 0.1 itself is not above
+    assert stats["wet_threshold"] == 0.1
+    assert variable_stats(da.from_array(values), log_eps=0.01, bins=100)["wet_fraction"] is None
+
+
+def test_random_subsample_is_bounded_reproducible_and_drawn_from_the_data() -> None:
+    values = np.random.default_rng(1).random((100, 50, 40))
+    lazy = da.from_array(values, chunks=(9, 50, 15))
+    sample = random_subsample(lazy, max_samples=5_000, seed=7)
+    assert 4_700 < sample.size <= 5_000  # each value kept with probability 5000/200000: 5000 +- 70
+    assert np.isin(sample, values).all() and np.unique(sample).size == sample.size
+    np.testing.assert_array_equal(random_subsample(lazy, max_samples=5_000, seed=7), sample)
+    assert not np.array_equal(random_subsample(lazy, max_samples=5_000, seed=8), sample)
+    values[:, :10] = np.nan  # a fifth missing: the subsample keeps about a fifth fewer values
+    gappy = random_subsample(da.from_array(values, chunks=(9, 50, 15)), max_samples=5_000, seed=7)
+    assert np.isfinite(gappy).all() and 3_700 < gappy.size < 4_300
+    small = random_subsample(da.from_array(values[:2], chunks=(1, 50, 40)), max_samples=10**6, seed=0)
+    np.testing.assert_array_equal(np.sort(small), np.sort(values[:2][np.isfinite(values[:2])]))
+
+
+def test_stats_fit_lambda_to_the_same_subsample() -> None:
+    values = da.from_array(np.random.default_rng(2).gamma(2.0, 1.0, (60, 30, 30)), chunks=(8, 30, 15))
+    stats = variable_stats(values, log_eps=0.01, bins=100, boxcox_shift=0.05, max_samples=3_000, seed=4)
+    sample = random_subsample(values, max_samples=3_000, seed=4)
+    assert stats["boxcox_lambda"] == fit_boxcox_lambda(sample, 0.05)
+
+
+def test_stats_row_needs_complete_groups() -> None:
+    stats = variable_stats(da.from_array(np.array([0.0, 1.0, 2.0])), log_eps=0.01, bins=100)
+    StatsRow(role="target", variable="p", units="mm h-1", **stats)
+    with pytest.raises(
+        ValueError, match="boxcox_lambda, boxcox_shift, boxcox_mean, boxcox_std are set together"
+    ):
+        StatsRow(role="target", variable="p", units="mm h-1", **{**stats, "boxcox_std": None})
+    with pytest.raises(ValueError, match="wet_threshold missing"):
+        StatsRow(role="target", variable="p", units="mm h-1", **{**stats, "wet_fraction": 0.5})
 
 
 def test_cli_writes_contract_parquet(tmp_path: Path) -> None:
@@ -44,6 +125,30 @@ def test_cli_writes_contract_parquet(tmp_path: Path) -> None:
     row = table.iloc[0]
     assert row["valid_fraction"] == pytest.approx(np.isfinite(target).mean())
     assert row["mean"] == pytest.approx(np.nanmean(target), rel=1e-6)
+    assert table["boxcox_lambda"].notna().all()  # t2m in K, orography and the land-sea mask are all >= 0
+    assert table["wet_fraction"].isna().all()  # none of them is positive-definite in the shipped registry
+
+
+def test_cli_wet_fraction_for_registry_positive_definite(tmp_path: Path) -> None:
+    write_synthetic_dataset(tmp_path / "dataset.zarr")
+    (tmp_path / "variables.yaml").write_text("t2m:\n  is_positive_definite: true\n")
+    code = main(
+        [
+            "--dataset",
+            str(tmp_path / "dataset.zarr"),
+            "--out",
+            str(tmp_path / "stats.parquet"),
+            "--set",
+            f"variables_file={tmp_path / 'variables.yaml'}",
+            "--set",
+            "wet_threshold=281",
+        ]
+    )
+    assert code == 0
+    table, _ = read_parquet_artifact(tmp_path / "stats.parquet", StatsManifest, StatsRow)
+    target = xr.open_zarr(tmp_path / "dataset.zarr")["target"].values[:24]
+    row = table.set_index(["role", "variable"]).loc[("target", "t2m")]
+    assert row["wet_fraction"] == pytest.approx((target > 281).mean()) and row["wet_threshold"] == 281
 
 
 def test_on_a_local_dask_cluster(tmp_path: Path) -> None:

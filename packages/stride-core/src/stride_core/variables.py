@@ -12,7 +12,8 @@ from pydantic import Field, ValidationError, model_validator
 from stride_core.config import StrictConfig, describe_validation_error, load_yaml_mapping
 from stride_core.errors import ConfigError
 
-TransformKind = Literal["zscore", "log_zscore", "minmax"]
+TransformKind = Literal["zscore", "log_zscore", "boxcox", "sqrt", "minmax"]
+"""The kinds of `stride_contracts.checkpoint.TransformSpec`; log_zscore, boxcox and sqrt need x >= 0."""
 
 
 class VariableSpec(StrictConfig):
@@ -30,8 +31,9 @@ class VariableSpec(StrictConfig):
 
     @model_validator(mode="after")
     def _consistent(self) -> VariableSpec:
-        if self.transform_default == "log_zscore" and not self.is_positive_definite:
-            raise ValueError(f"{self.key}: log_zscore needs is_positive_definite: true")
+        # These transforms are only defined for x >= 0 (their inverses clip at zero).
+        if self.transform_default in ("log_zscore", "boxcox", "sqrt") and not self.is_positive_definite:
+            raise ValueError(f"{self.key}: {self.transform_default} needs is_positive_definite: true")
         return self
 
 

@@ -11,7 +11,8 @@ from stride_stats.run import run_stats
 
 TOOL = Tool(
     name="stride-stats",
-    summary="Compute offline statistics (moments, quantiles, log-space moments) of a dataset split with Dask.",
+    summary="Compute offline statistics (moments, quantiles, log/sqrt/Box-Cox moments and lambda, wet "
+    "fraction) of a dataset split with Dask.",
     example="stride-stats --dataset demo-out/dataset.zarr --out demo-out/stats.parquet\n"
     "stride-stats --dataset big.zarr --set scheduler=tcp://head-node:8786 --out stats.parquet",
     config_model=StatsConfig,

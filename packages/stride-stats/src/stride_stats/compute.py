@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import dask
@@ -9,56 +11,168 @@ import dask.array as da
 import numpy as np
 
 from stride_contracts.stats import QUANTILE_LEVELS
+from stride_core.transforms import boxcox
+from stride_stats.boxcox import fit_boxcox_lambda, sample_block, sample_share
+from stride_stats.partials import Moments, reduce_blocks, valid_slices
 
 QUANTILE_COLUMNS = tuple(f"q{round(level * 100):02d}" for level in QUANTILE_LEVELS)
+NON_NEGATIVE_COLUMNS = (
+    "log_mean",
+    "log_std",
+    "log_eps",
+    "boxcox_lambda",
+    "boxcox_shift",
+    "boxcox_mean",
+    "boxcox_std",
+    "sqrt_mean",
+    "sqrt_std",
+)
+"""Columns set only for variables whose valid values are all >= 0."""
 
 
-def variable_stats(values: da.Array, *, log_eps: float, bins: int) -> dict[str, Any]:
-    """Count, valid fraction, moments, extremes, histogram quantiles and log-space moments of one variable.
+class NoValidValuesError(ValueError):
+    """The variable has no finite value to describe."""
 
-    Two passes over the data: moments and extremes first, then a fixed-range histogram from which the
-    quantiles are read by linear interpolation (exact to one bin width, (max - min) / bins).
+
+def variable_stats(
+    values: da.Array,
+    *,
+    log_eps: float,
+    bins: int,
+    wet_threshold: float | None = None,
+    boxcox_shift: float = 0.01,
+    max_samples: int = 1_000_000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every column of a stats row (contract `stride.stats`) but role, variable and units, for one variable.
+
+    Two passes, each one task per chunk merged as a tree. The first gives count, moments, extremes, the
+    wet count (finite values strictly above `wet_threshold`; None for variables that are not
+    positive-definite) and the random subsample of `random_subsample`. If every finite value is >= 0, the
+    Box-Cox lambda of x + `boxcox_shift` is fitted to that subsample in memory. The second pass fills a
+    fixed-range histogram, from which the quantiles are read by linear interpolation (exact to one bin
+    width, (max - min) / bins), and, for x >= 0, the moments of log(x + log_eps), sqrt(x) and the Box-Cox
+    transform over every finite value.
     """
-    values = values.astype(np.float64)
-    valid = da.isfinite(values)
-    zeroed = da.where(valid, values, 0.0)
-    count, total, total_sq, low, high = dask.compute(
-        valid.sum(), zeroed.sum(), (zeroed**2).sum(), da.nanmin(values), da.nanmax(values)
+    if values.ndim == 0:
+        values = values.reshape(1)
+    share = sample_share(values, max_samples)
+    (summary,) = dask.compute(
+        reduce_blocks(values, _summarise_block, wet_threshold=wet_threshold, share=share, seed=seed)
     )
-    size = values.size
-    if count == 0:
-        raise ValueError("no valid values")
-    mean = total / count
-    # Subtracting the mean before squaring again would need a third pass; this is exact enough in float64.
-    variance = max(total_sq / count - mean**2, 0.0)
+    moments = summary.moments
+    if moments.n == 0:
+        raise NoValidValuesError("no valid values")
     row: dict[str, Any] = {
-        "count": int(count),
-        "valid_fraction": float(count / size),
-        "mean": float(mean),
-        "std": float(np.sqrt(variance)),
-        "min": float(low),
-        "max": float(high),
+        "count": moments.n,
+        "valid_fraction": moments.n / values.size,
+        "mean": moments.mean,
+        "std": moments.std,
+        "min": summary.low,
+        "max": summary.high,
+        "wet_fraction": None if wet_threshold is None else summary.wet / moments.n,
+        "wet_threshold": wet_threshold,
     }
-    span = (float(low), float(high) if high > low else float(low) + 1.0)
-    counts, edges = da.histogram(values, bins=bins, range=span)
-    row.update(
-        zip(QUANTILE_COLUMNS, _histogram_quantiles(counts.compute(), edges, QUANTILE_LEVELS), strict=True)
+    span = (summary.low, summary.high if summary.high > summary.low else summary.low + 1.0)
+    params = None
+    if summary.low >= 0:
+        lmbda = fit_boxcox_lambda(summary.sample[:max_samples], boxcox_shift)
+        params = _TransformParams(log_eps=log_eps, boxcox_shift=boxcox_shift, boxcox_lambda=lmbda)
+    (distribution,) = dask.compute(
+        reduce_blocks(values, _distribute_block, bins=bins, span=span, params=params)
     )
-    if low >= 0:
-        logged = da.log(zeroed + log_eps)
-        log_sum, log_sq = dask.compute(da.where(valid, logged, 0).sum(), da.where(valid, logged**2, 0).sum())
-        log_mean = log_sum / count
-        row.update(
-            log_mean=float(log_mean),
-            log_std=float(np.sqrt(max(log_sq / count - log_mean**2, 0.0))),
-            log_eps=log_eps,
-        )
+    edges = np.linspace(span[0], span[1], bins + 1)
+    row.update(zip(QUANTILE_COLUMNS, _histogram_quantiles(distribution.counts, edges), strict=True))
+    if params is None:
+        row.update(dict.fromkeys(NON_NEGATIVE_COLUMNS))
     else:
-        row.update(log_mean=None, log_std=None, log_eps=None)
+        for name, transformed in distribution.transformed.items():
+            row[f"{name}_mean"], row[f"{name}_std"] = transformed.mean, transformed.std
+        row.update(log_eps=log_eps, boxcox_shift=boxcox_shift, boxcox_lambda=params.boxcox_lambda)
     return row
 
 
-def _histogram_quantiles(counts: np.ndarray, edges: np.ndarray, levels: tuple[float, ...]) -> list[float]:
+@dataclass(frozen=True)
+class _Summary:
+    moments: Moments
+    low: float
+    high: float
+    wet: int
+    sample: np.ndarray
+
+    def merge(self, other: _Summary) -> _Summary:
+        return _Summary(
+            self.moments.merge(other.moments),
+            min(self.low, other.low),
+            max(self.high, other.high),
+            self.wet + other.wet,
+            np.concatenate([self.sample, other.sample]),
+        )
+
+
+def _summarise_block(
+    block: np.ndarray, location: tuple[int, ...], *, wet_threshold: float | None, share: float, seed: int
+) -> _Summary:
+    moments, low, high, wet = Moments(), math.inf, -math.inf, 0
+    for valid in valid_slices(block):
+        if valid.size:
+            moments = moments.merge(Moments.of(valid))
+            low, high = min(low, float(valid.min())), max(high, float(valid.max()))
+            if wet_threshold is not None:
+                wet += int(np.count_nonzero(valid > wet_threshold))
+    return _Summary(moments, low, high, wet, sample_block(block, location, share=share, seed=seed))
+
+
+@dataclass(frozen=True)
+class _TransformParams:
+    log_eps: float
+    boxcox_shift: float
+    boxcox_lambda: float
+
+    def apply(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The transforms whose moments the stats table holds, named as its column prefixes."""
+        return {
+            "log": np.log(x + self.log_eps),
+            "sqrt": np.sqrt(x),
+            "boxcox": boxcox(x + self.boxcox_shift, self.boxcox_lambda),
+        }
+
+
+@dataclass(frozen=True)
+class _Distribution:
+    counts: np.ndarray
+    transformed: dict[str, Moments] = field(default_factory=dict)
+
+    def merge(self, other: _Distribution) -> _Distribution:
+        names = self.transformed.keys() | other.transformed.keys()
+        return _Distribution(
+            self.counts + other.counts,
+            {
+                name: self.transformed.get(name, Moments()).merge(other.transformed.get(name, Moments()))
+                for name in sorted(names)
+            },
+        )
+
+
+def _distribute_block(
+    block: np.ndarray,
+    location: tuple[int, ...],
+    *,
+    bins: int,
+    span: tuple[float, float],
+    params: _TransformParams | None,
+) -> _Distribution:
+    distribution = _Distribution(np.zeros(bins, dtype=np.int64))
+    for valid in valid_slices(block):
+        counts, _ = np.histogram(valid, bins=bins, range=span)
+        transformed = {} if params is None else params.apply(valid)
+        distribution = distribution.merge(
+            _Distribution(counts, {name: Moments.of(t) for name, t in transformed.items()})
+        )
+    return distribution
+
+
+def _histogram_quantiles(counts: np.ndarray, edges: np.ndarray) -> list[float]:
     cumulative = np.concatenate([[0.0], np.cumsum(counts, dtype=np.float64)])
     cumulative /= cumulative[-1]
-    return [float(np.interp(level, cumulative, edges)) for level in levels]
+    return [float(np.interp(level, cumulative, edges)) for level in QUANTILE_LEVELS]

@@ -13,13 +13,18 @@ from stride_core.artifacts import load_variable, open_zarr_artifact, write_parqu
 from stride_core.errors import ArtifactError, StrideError
 from stride_core.progress import get_logger, progress
 from stride_core.tracking import RunContext
-from stride_stats.compute import variable_stats
+from stride_core.variables import VariableRegistry
+from stride_stats.compute import NoValidValuesError, variable_stats
 from stride_stats.config import StatsConfig
 
 log = get_logger("stride-stats")
 
+LOGGED_COLUMNS = ("mean", "std", "boxcox_lambda", "wet_fraction")
+"""Stats columns also logged as MLflow metrics (the whole table is logged as an artifact)."""
+
 
 def run_stats(config: StatsConfig, run: RunContext) -> None:
+    registry = VariableRegistry.load(config.variables_file)
     dataset, manifest = open_zarr_artifact(config.dataset, DatasetManifest, DATASET_ARRAYS)
     run.record_input("dataset", config.dataset, manifest)
     split = load_variable(dataset, "split", config.dataset).values
@@ -49,8 +54,17 @@ def run_stats(config: StatsConfig, run: RunContext) -> None:
     with client_context:
         for role, name, array, units in progress(jobs, desc="variables"):
             try:
-                stats = variable_stats(array.data, log_eps=config.log_eps, bins=config.histogram_bins)
-            except ValueError:
+                spec = registry.get(str(name))
+                stats = variable_stats(
+                    array.data,
+                    log_eps=config.log_eps,
+                    bins=config.histogram_bins,
+                    wet_threshold=config.wet_threshold if spec and spec.is_positive_definite else None,
+                    boxcox_shift=config.boxcox_shift,
+                    max_samples=config.boxcox_samples,
+                    seed=config.seed,
+                )
+            except NoValidValuesError:
                 raise ArtifactError(
                     f"{config.dataset}: {role} variable '{name}' has no valid value in split '{config.split}'"
                 ) from None
@@ -67,12 +81,9 @@ def run_stats(config: StatsConfig, run: RunContext) -> None:
     write_parquet_artifact(table, stats_manifest, config.output, StatsRow)
     run.log_artifact(config.output)
     for row in rows:
-        run.log_metrics(
-            {
-                f"{row['role']}.{row['variable']}.mean": row["mean"],
-                f"{row['role']}.{row['variable']}.std": row["std"],
-            }
-        )
+        prefix = f"{row['role']}.{row['variable']}"
+        metrics = {f"{prefix}.{column}": row[column] for column in LOGGED_COLUMNS if row[column] is not None}
+        run.log_metrics(metrics)
     log.info(
         "wrote %s (%d variables over %d %s time steps)", config.output, len(rows), times.size, config.split
     )

@@ -1,0 +1,91 @@
+"""Box-Cox lambda by maximum likelihood on a bounded, reproducible random subsample drawn chunk by chunk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import numpy as np
+from scipy import optimize, stats
+
+from stride_stats.partials import reduce_blocks
+
+LAMBDA_BOUNDS = (0.0, 2.0)
+"""Search range of lambda. Not below 0: there the image of the transform is bounded above and a model's
+outputs beyond it have no finite amount (BoxCoxSpec requires lmbda >= 0); zero-inflated rain, whose
+unconstrained optimum is negative, gets the log (lambda = 0). Not above 2 (the top of MASS::boxcox's
+grid): far from zero, as for temperature in K, the likelihood keeps rising slowly with lambda and larger
+powers only lose precision."""
+
+
+def sample_block(block: np.ndarray, location: tuple[int, ...], *, share: float, seed: int) -> np.ndarray:
+    """The finite values among a random `share` of one chunk's entries, as float64.
+
+    Every entry is kept with probability `share`, by a generator seeded with (seed, chunk position): the
+    same on every run and scheduler for the same chunking. Geometric gaps between kept entries make the
+    cost proportional to the sample, not to the chunk.
+    """
+    if share >= 1:
+        picked = np.ravel(block)
+    else:
+        rng = np.random.default_rng([seed, *location])
+        positions = _bernoulli_positions(rng, block.size, share)
+        picked = block[np.unravel_index(positions, block.shape)]
+    picked = np.asarray(picked, dtype=np.float64)
+    return picked[np.isfinite(picked)]
+
+
+def _bernoulli_positions(rng: np.random.Generator, size: int, share: float) -> np.ndarray:
+    found = []
+    last = -1
+    while last < size:
+        gaps = rng.geometric(share, size=int((size - last) * share * 1.1) + 16)
+        positions = last + np.cumsum(gaps)
+        found.append(positions[positions < size])
+        last = int(positions[-1])
+    return np.concatenate(found)
+
+
+@dataclass(frozen=True)
+class Sample:
+    values: np.ndarray
+
+    def merge(self, other: Sample) -> Sample:
+        return Sample(np.concatenate([self.values, other.values]))
+
+
+def _sample_kernel(block: np.ndarray, location: tuple[int, ...], *, share: float, seed: int) -> Sample:
+    return Sample(sample_block(block, location, share=share, seed=seed))
+
+
+def sample_share(values: da.Array, max_samples: int) -> float:
+    """Share of entries to draw so that about `max_samples` are drawn (fewer valid ones where NaN)."""
+    return min(1.0, max_samples / max(values.size, 1))
+
+
+def random_subsample(values: da.Array, *, max_samples: int, seed: int) -> np.ndarray:
+    """At most `max_samples` finite values drawn at random chunk by chunk (the subsample stride-stats fits
+    the Box-Cox lambda to): about share * size entries are drawn, where share = max_samples / size."""
+    share = sample_share(values, max_samples)
+    (sample,) = dask.compute(reduce_blocks(values, _sample_kernel, share=share, seed=seed))
+    return sample.values[:max_samples]
+
+
+def fit_boxcox_lambda(sample: np.ndarray, shift: float) -> float:
+    """Maximum-likelihood Box-Cox lambda of `sample + shift` within LAMBDA_BOUNDS (scipy's boxcox_llf).
+
+    A sample with fewer than two distinct values has no likelihood to maximise; it gets lambda = 1, the
+    transform that only shifts.
+    """
+    u = np.asarray(sample, dtype=np.float64) + shift
+    if u.size < 2 or u.min() == u.max():
+        return 1.0
+
+    def bounded(objective: Callable[[float], float]) -> optimize.OptimizeResult:
+        return optimize.minimize_scalar(
+            objective, bounds=LAMBDA_BOUNDS, method="bounded", options={"xatol": 1e-6}
+        )
+
+    return float(stats.boxcox_normmax(u, method="mle", optimizer=bounded))
