@@ -48,3 +48,7 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(OUT) .mypy_cache .ruff_cache
+
+.PHONY: bench-train-step
+bench-train-step: $(STAMP)
+	$(BIN)/python bench/train_step.py

@@ -1,3 +1,4 @@
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from stride_generate.run import generation_fingerprint
 from stride_model import build_model, save_weights
 
 
-def write_checkpoint(folder: Path, manifest_data: object, kind: str = "edm") -> None:
+def write_checkpoint(folder: Path, manifest_data: object, kind: str = "edm", with_best: bool = False) -> None:
     spec = ModelSpec(
         kind=kind,
         in_dynamic_channels=1,
@@ -35,6 +36,11 @@ def write_checkpoint(folder: Path, manifest_data: object, kind: str = "edm") -> 
     folder.mkdir()
     save_weights(model, folder / "weights.pt")
     save_weights(model, folder / "ema_weights.pt")
+    if with_best:
+        for parameter in model.parameters():
+            parameter.data.normal_(0, 0.05)
+        save_weights(model, folder / "best_ema_weights.pt")
+    best = {"best_ema_weights_file": "best_ema_weights.pt", "best_step": 3, "best_val_loss": 0.5}
     z = ZScoreSpec(mean=280.0, std=3.0)
     data = manifest_data
     write_manifest_file(
@@ -53,8 +59,9 @@ def write_checkpoint(folder: Path, manifest_data: object, kind: str = "edm") -> 
             target=data.target,
             dynamic=data.dynamic,
             static=data.static,  # type: ignore[attr-defined]
-            step=0,
+            step=5,
             training_config={},
+            **(best if with_best else {}),  # type: ignore[arg-type]
         ),
     )
 
@@ -136,3 +143,36 @@ def test_incompatible_dataset(
     write_synthetic_dataset(tmp_path / "other.zarr", height=32, width=48)
     assert generate((inputs[0], tmp_path / "other.zarr"), tmp_path / "x.zarr") == 2
     assert "differs from the checkpoint's" in capsys.readouterr().err
+
+
+def test_best_or_last_weights(
+    inputs: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manifest = write_synthetic_dataset(tmp_path / "dataset2.zarr")
+    write_checkpoint(tmp_path / "with_best", manifest, with_best=True)
+    with_best = (tmp_path / "with_best", tmp_path / "dataset2.zarr")
+    assert generate(with_best, tmp_path / "best.zarr") == 0  # best is the default
+    assert generate(with_best, tmp_path / "last.zarr", "--set", "weights=last") == 0
+    monkeypatch.setattr(logging.getLogger("stride-generate"), "handlers", [caplog.handler])
+    assert generate(inputs, tmp_path / "no_best.zarr") == 0  # a checkpoint without best falls back to last
+    assert (
+        "has no best weights (trained without a validation split); using the last EMA weights" in caplog.text
+    )
+    assert generate(inputs, tmp_path / "no_best_last.zarr", "--set", "weights=last") == 0
+    best, last, no_best, no_best_last = (
+        xr.open_zarr(tmp_path / f"{name}.zarr")["members"].values
+        for name in ("best", "last", "no_best", "no_best_last")
+    )
+    assert not np.allclose(best, last)
+    np.testing.assert_array_equal(no_best, no_best_last)
+    steps = [
+        read_zarr_manifest(tmp_path / f"{n}.zarr", SamplesManifest).checkpoint_step for n in ("best", "last")
+    ]
+    assert steps == [3, 5]
+
+    assert generate(with_best, tmp_path / "raw.zarr", "--set", "use_ema=false") == 2
+    assert "use_ema=false selects the raw trained weights" in capsys.readouterr().err

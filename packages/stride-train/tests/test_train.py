@@ -4,50 +4,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
 from stride_contracts import CheckpointManifest
 from stride_core.artifacts import read_manifest_folder
-from stride_core.testing import write_synthetic_dataset, write_synthetic_stats
 from stride_model import load_weights
 from stride_train import loop
 from stride_train.cli import main
 
-TINY = [
-    "--set",
-    "model.model_channels=8",
-    "--set",
-    "model.channel_mult=[1,2]",
-    "--set",
-    "model.attn_resolutions=[1]",
-    "--set",
-    "optim.warmup_steps=2",
-    "--set",
-    "training.val_every=4",
-    "--set",
-    "training.log_every=2",
-    "--set",
-    "training.batch_size=4",
-    "--set",
-    "training.val_samples=4",
-    "--set",
-    "training.threads=1",
-]
+
+def train(tiny_args: list[str], out: Path, *extra: str) -> int:
+    return main([*tiny_args, "--out", str(out), *extra])
 
 
-@pytest.fixture
-def inputs(tmp_path: Path) -> tuple[Path, Path]:
-    write_synthetic_dataset(tmp_path / "dataset.zarr", nan_fraction=0.1)
-    write_synthetic_stats(tmp_path / "dataset.zarr", tmp_path / "stats.parquet")
-    return tmp_path / "dataset.zarr", tmp_path / "stats.parquet"
-
-
-def train(inputs: tuple[Path, Path], out: Path, *extra: str) -> int:
-    dataset, stats = inputs
-    return main(["--dataset", str(dataset), "--stats", str(stats), "--out", str(out), *TINY, *extra])
-
-
-def test_checkpoint_contract_and_nan_targets(inputs: tuple[Path, Path], tmp_path: Path) -> None:
-    assert train(inputs, tmp_path / "ckpt", "--steps", "4") == 0
+def test_checkpoint_contract_and_nan_targets(tiny_args: list[str], tmp_path: Path) -> None:
+    assert train(tiny_args, tmp_path / "ckpt", "--steps", "4") == 0
     manifest = read_manifest_folder(tmp_path / "ckpt", CheckpointManifest)
     assert manifest.step == 4 and manifest.model_spec.in_static_channels == 2
     assert manifest.model_spec.hr_shape == (16, 24) and manifest.model_spec.lr_shape == (4, 6)
@@ -56,12 +27,28 @@ def test_checkpoint_contract_and_nan_targets(inputs: tuple[Path, Path], tmp_path
     weights = load_weights(tmp_path / "ckpt" / manifest.ema_weights_file)
     assert all(torch.isfinite(v).all() for v in weights.values())
     assert not (tmp_path / ".ckpt.inprogress").exists()
+    # val_every=4: the only validation is at step 4, so best and last EMA weights are the same.
+    assert manifest.best_step == 4 and manifest.best_val_loss == manifest.final_metrics["val_loss_ema"]
+    assert manifest.best_ema_weights_file == "best_ema_weights.pt"
+    best = load_weights(tmp_path / "ckpt" / manifest.best_ema_weights_file)
+    assert all(torch.equal(best[key], value) for key, value in weights.items())
+
+    # The checkpoint is recorded against the run, with throughput and peak memory.
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.data.tags["stride.checkpoint.uri"] == (tmp_path / "ckpt").resolve().as_uri()
+    assert run.data.tags["stride.checkpoint.best_step"] == "4"
+    assert {"samples_per_s", "peak_rss_mb", "val_loss_ema", "best_val_loss_ema"} <= set(run.data.metrics)
+    assert run.data.metrics["peak_rss_mb"] > 10
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")] == [
+        "checkpoint/manifest.json"
+    ]
 
 
 def test_killed_run_resumes_exactly(
-    inputs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert train(inputs, tmp_path / "straight", "--steps", "8") == 0
+    assert train(tiny_args, tmp_path / "straight", "--steps", "8") == 0
 
     original = loop.learning_rate
 
@@ -71,13 +58,13 @@ def test_killed_run_resumes_exactly(
         return original(step, config)  # type: ignore[arg-type]
 
     monkeypatch.setattr(loop, "learning_rate", preempted_at_step_3)
-    assert train(inputs, tmp_path / "resumed", "--steps", "8") == 2
+    assert train(tiny_args, tmp_path / "resumed", "--steps", "8") == 2
     assert (tmp_path / ".resumed.inprogress" / "state.pt").is_file()
     assert not (tmp_path / "resumed").exists()
     monkeypatch.setattr(loop, "learning_rate", original)
-    assert train(inputs, tmp_path / "resumed", "--steps", "8") == 0
+    assert train(tiny_args, tmp_path / "resumed", "--steps", "8") == 0
 
-    for name in ("weights.pt", "ema_weights.pt"):
+    for name in ("weights.pt", "ema_weights.pt", "best_ema_weights.pt"):
         straight = load_weights(tmp_path / "straight" / name)
         resumed = load_weights(tmp_path / "resumed" / name)
         for key, value in straight.items():
@@ -85,15 +72,15 @@ def test_killed_run_resumes_exactly(
 
 
 def test_resume_refuses_a_changed_config(
-    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = tmp_path / ".ckpt.inprogress"
     state.mkdir()
     (state / "fingerprint").write_text("other\n")
-    assert train(inputs, tmp_path / "ckpt", "--steps", "4") == 2
+    assert train(tiny_args, tmp_path / "ckpt", "--steps", "4") == 2
     assert "different settings" in capsys.readouterr().err
 
 
-def test_regression_kind_trains(inputs: tuple[Path, Path], tmp_path: Path) -> None:
-    assert train(inputs, tmp_path / "reg", "--steps", "2", "--set", "model.kind=regression") == 0
+def test_regression_kind_trains(tiny_args: list[str], tmp_path: Path) -> None:
+    assert train(tiny_args, tmp_path / "reg", "--steps", "2", "--set", "model.kind=regression") == 0
     assert read_manifest_folder(tmp_path / "reg", CheckpointManifest).model_spec.kind == "regression"

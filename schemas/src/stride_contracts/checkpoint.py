@@ -84,7 +84,33 @@ class MinMaxSpec(StrictModel):
         return self
 
 
-TransformSpec = Annotated[ZScoreSpec | LogZScoreSpec | MinMaxSpec, Field(discriminator="kind")]
+class BoxCoxSpec(StrictModel):
+    """x' = (b(x + shift) - mean) / std with b(u) = (u^lmbda - 1) / lmbda, or log(u) when lmbda = 0.
+
+    Box & Cox (1964) for non-negative variables; shift > 0 keeps exact zeros (dry cells) in the domain,
+    and mean/std are those of b(x + shift) over the train split, so the output is z-scored. lmbda >= 0:
+    for lmbda < 0 the image of b is bounded above by -1/lmbda, and model outputs beyond it would have no
+    finite amount to map back to.
+    """
+
+    kind: Literal["boxcox"] = "boxcox"
+    lmbda: float = Field(ge=0, allow_inf_nan=False, description="Box-Cox exponent, fitted offline.")
+    shift: float = Field(gt=0, allow_inf_nan=False, description="Added to x before the power.")
+    mean: float = Field(allow_inf_nan=False)
+    std: float = Field(gt=0, allow_inf_nan=False)
+
+
+class SqrtSpec(StrictModel):
+    """x' = (sqrt(x) - mean) / std, for non-negative variables."""
+
+    kind: Literal["sqrt"] = "sqrt"
+    mean: float = Field(allow_inf_nan=False, description="Mean of sqrt(x) over the train split.")
+    std: float = Field(gt=0, allow_inf_nan=False)
+
+
+TransformSpec = Annotated[
+    ZScoreSpec | LogZScoreSpec | BoxCoxSpec | SqrtSpec | MinMaxSpec, Field(discriminator="kind")
+]
 
 
 class VariableTransform(StrictModel):
@@ -112,8 +138,31 @@ class CheckpointManifest(ArtifactHeader):
     target: list[VariableRef]
     dynamic: list[VariableRef]
     static: list[VariableRef]
-    step: int = Field(ge=0)
-    weights_file: str = "weights.pt"
-    ema_weights_file: str = "ema_weights.pt"
+    step: int = Field(ge=0, description="Optimizer steps behind the last weights.")
+    weights_file: str = Field(default="weights.pt", description="Trained weights at the last step.")
+    ema_weights_file: str = Field(default="ema_weights.pt", description="EMA weights at the last step.")
+    best_ema_weights_file: str | None = Field(
+        default=None,
+        description="EMA weights at the lowest EMA validation loss; None when trained without a val split.",
+    )
+    best_step: int | None = Field(default=None, ge=0, description="Step of the best EMA weights.")
+    best_val_loss: float | None = Field(default=None, description="EMA validation loss of the best weights.")
     training_config: dict[str, Any] = Field(description="The resolved training config.")
     final_metrics: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _best_all_or_none(self) -> CheckpointManifest:
+        best = {
+            "best_ema_weights_file": self.best_ema_weights_file,
+            "best_step": self.best_step,
+            "best_val_loss": self.best_val_loss,
+        }
+        given = sorted(name for name, value in best.items() if value is not None)
+        if given and len(given) != len(best):
+            raise ValueError(
+                f"either none or all of best_ema_weights_file, best_step and best_val_loss must be set; got only "
+                f"{', '.join(given)}"
+            )
+        if self.best_step is not None and self.best_step > self.step:
+            raise ValueError(f"best_step {self.best_step} is after the last step {self.step}")
+        return self

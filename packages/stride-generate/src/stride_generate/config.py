@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from stride_contracts import SamplerSettings
 from stride_core.config import StrictConfig
@@ -30,5 +30,19 @@ class GenerateConfig(StrictConfig):
     batch_size: int = Field(default=64, ge=1, description="Members sampled per network call.")
     dates_per_chunk: int = Field(default=8, ge=1, description="Dates finished before progress is saved.")
     use_ema: bool = True
+    weights: Literal["best", "last"] = Field(
+        default="best",
+        description="EMA weights at the lowest validation loss (best; the last ones when the checkpoint has "
+        "none) or at the last step (last).",
+    )
     threads: int | None = Field(default=None, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _raw_weights_are_last(self) -> GenerateConfig:
+        if not self.use_ema and self.weights == "best":
+            raise ValueError(
+                "use_ema=false selects the raw trained weights, which the checkpoint holds for the last step "
+                "only; also set weights=last"
+            )
+        return self

@@ -18,7 +18,7 @@ from stride_core.splits import SplitArrays, load_split
 from stride_core.tracking import RunContext
 from stride_core.transforms import VariableTransforms
 from stride_generate.config import GenerateConfig
-from stride_generate.sampling import load_model, member_seeds, sample_dates
+from stride_generate.sampling import choose_weights, load_model, member_seeds, sample_dates
 
 log = get_logger("stride-generate")
 
@@ -69,7 +69,10 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
         raise StrideError("device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
     if config.threads:
         torch.set_num_threads(config.threads)
-    model = load_model(config.checkpoint, checkpoint, config.use_ema, device)
+    weights = choose_weights(checkpoint, config)
+    model = load_model(config.checkpoint, checkpoint, weights.file, device)
+    log.info("sampling with %s (%s weights of step %d)", weights.file, weights.kind, weights.step)
+    run.set_tags({"stride.input.checkpoint.weights": weights.file})
     transforms = VariableTransforms(checkpoint.transforms)
 
     # Each chunk of dates is saved as soon as it is sampled, so a killed job resumes where it stopped.
@@ -118,7 +121,7 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
         sampler=config.sampler,
         use_ema=config.use_ema,
         model_kind=checkpoint.model_spec.kind,
-        checkpoint_step=checkpoint.step,
+        checkpoint_step=weights.step,
         transforms=checkpoint.transforms,
         has_target=bool(np.isfinite(arrays.target).any()),
     )
@@ -152,10 +155,7 @@ def _samples_dataset(
             "var": np.array(names, dtype=object),
             "dynamic_var": np.array([v.name for v in checkpoint.dynamic], dtype=object),
             "static_var": np.array([v.name for v in checkpoint.static], dtype=object),
-            "lat": ("y", arrays.lat),
-            "lon": ("x", arrays.lon),
-            "lat_lr": ("y_lr", arrays.lat_lr),
-            "lon_lr": ("x_lr", arrays.lon_lr),
+            **arrays.coords,
         },
     )
     dataset["members"].encoding["chunks"] = (1, *ensemble.shape[1:])

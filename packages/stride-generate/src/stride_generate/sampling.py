@@ -2,23 +2,51 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from stride_contracts import CheckpointManifest
 from stride_core.errors import ArtifactError
+from stride_core.progress import get_logger
 from stride_core.transforms import VariableTransforms
 from stride_generate.config import GenerateConfig
 from stride_model import assemble_condition, build_model, load_into, sample_ensemble
 
+log = get_logger("stride-generate")
+
+
+@dataclass(frozen=True)
+class ChosenWeights:
+    """The weights file of a checkpoint to sample with, and the training step it holds."""
+
+    file: str
+    step: int
+    kind: Literal["best", "last"]
+
+
+def choose_weights(manifest: CheckpointManifest, config: GenerateConfig) -> ChosenWeights:
+    """Best EMA weights when asked for and present, else the last (EMA or raw) weights."""
+    if not config.use_ema:
+        return ChosenWeights(manifest.weights_file, manifest.step, "last")
+    if config.weights == "best":
+        if manifest.best_ema_weights_file is not None and manifest.best_step is not None:
+            return ChosenWeights(manifest.best_ema_weights_file, manifest.best_step, "best")
+        log.info(
+            "%s has no best weights (trained without a validation split); using the last EMA weights",
+            config.checkpoint,
+        )
+    return ChosenWeights(manifest.ema_weights_file, manifest.step, "last")
+
 
 def load_model(
-    checkpoint: Path, manifest: CheckpointManifest, use_ema: bool, device: torch.device
+    checkpoint: Path, manifest: CheckpointManifest, weights_file: str, device: torch.device
 ) -> torch.nn.Module:
     model = build_model(manifest.model_spec)
-    weights = checkpoint / (manifest.ema_weights_file if use_ema else manifest.weights_file)
+    weights = checkpoint / weights_file
     try:
         load_into(model, weights)
     except (ValueError, OSError, RuntimeError) as exc:

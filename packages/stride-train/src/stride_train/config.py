@@ -52,7 +52,12 @@ class OptimConfig(StrictConfig):
 
 class LoopConfig(StrictConfig):
     steps: int = Field(default=2000, ge=1)
-    batch_size: int = Field(default=32, ge=1)
+    batch_size: int = Field(
+        default=32,
+        ge=1,
+        description="Global batch: samples per optimizer step over all processes of a torchrun job "
+        "(must divide by their number).",
+    )
     seed: int = 0
     ema_halflife_samples: int = Field(default=5000, ge=1, description="EMA half-life in training samples.")
     ema_rampup_ratio: float | None = Field(default=0.05, gt=0)
@@ -66,6 +71,18 @@ class LoopConfig(StrictConfig):
         default=None, ge=1, description="torch CPU threads (default: torch's choice)."
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        default="fp32",
+        description="Autocast dtype of the network's forward pass (bf16 also on the CPU; fp16 adds a gradient "
+        "scaler); the EDM preconditioning, the loss and validation stay float32.",
+    )
+    channels_last: bool = Field(
+        default=False, description="Channels-last memory layout of the network (faster convolutions on CUDA)."
+    )
+    compile: bool = Field(
+        default=False,
+        description="torch.compile the network: slower first steps, then faster ones (needs a C++ compiler).",
+    )
 
 
 class TrainConfig(StrictConfig):

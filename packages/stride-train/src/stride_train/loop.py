@@ -1,27 +1,33 @@
-"""The training loop: EDM (or regression) loss, AdamW with warm-up and clipping, EMA, validation, resume."""
+"""The training loop: global batches shared over ranks, AdamW with warm-up, EMA, best/last, exact resume."""
 
 from __future__ import annotations
 
 import itertools
 import math
+import resource
 import signal
+import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-import numpy as np
 import torch
 
 from stride_contracts.checkpoint import ModelSpec
 from stride_core.errors import StrideError
 from stride_core.progress import get_logger, progress
-from stride_core.resume import open_work_folder
+from stride_core.resume import open_work_folder, work_folder
 from stride_core.tracking import RunContext
-from stride_model import EMA, EDMLoss, LossOutput, assemble_condition, build_model, regression_loss
+from stride_model import EMA, EDMLoss, build_model
 from stride_train.config import TrainConfig
 from stride_train.data import ModelSpaceSplit
+from stride_train.distributed import World
+from stride_train.objective import draw_edm
 from stride_train.state import load_state, save_state, training_fingerprint
+from stride_train.step import TrainStep
+from stride_train.validation import BestWeights, Validator
 
 log = get_logger("stride-train")
 SIGMA_BINS = (0.1, 0.5, 2.0)
@@ -31,66 +37,47 @@ SIGMA_BINS = (0.1, 0.5, 2.0)
 @dataclass
 class TrainResult:
     model: torch.nn.Module
-    ema: EMA
+    ema: EMA[Any]
     step: int
     metrics: dict[str, float]
+    best: BestWeights
 
 
 class StopRequested:
     """Set by SIGTERM/SIGUSR1 (SLURM pre-emption) so the loop saves its state and exits cleanly."""
 
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
     def __init__(self) -> None:
-        self.signal_name: str | None = None
+        self.signum = 0
+        self._previous: dict[int, Any] = {}
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        self.signal_name = signal.Signals(signum).name
+        self.signum = signum
 
     def install(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGUSR1):
-            signal.signal(signum, self)
+        self._previous = {signum: signal.signal(signum, self) for signum in self.SIGNALS}
 
-
-def choose_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise StrideError("training.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def compute_loss(
-    model: torch.nn.Module,
-    spec: ModelSpec,
-    loss_fn: EDMLoss,
-    batch: dict[str, Any],
-    generator: torch.Generator,
-) -> LossOutput:
-    condition = assemble_condition(batch["cond_dynamic"], batch["cond_static"], spec)
-    if spec.kind == "regression":
-        return regression_loss(model, batch["target"], condition, batch["mask"])
-    return loss_fn(model, batch["target"], condition, batch["mask"], generator=generator)
-
-
-def validation_loss(
-    model: torch.nn.Module, spec: ModelSpec, loss_fn: EDMLoss, val: ModelSpaceSplit, config: TrainConfig
-) -> float:
-    """Loss of the given (EMA) weights on fixed validation samples with fixed noise, so values compare."""
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(config.training.seed + 1)
-    index = np.linspace(0, len(val) - 1, min(config.training.val_samples, len(val))).round().astype(int)
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, len(index), config.training.batch_size):
-            chunk = index[start : start + config.training.batch_size]
-            out = compute_loss(model, spec, loss_fn, val.batch(chunk, device), generator)
-            total += float(out.per_sample.sum())
-            count += len(chunk)
-    return total / count
+    def uninstall(self) -> None:
+        """Give the signals back to the handlers they had before install()."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
     warmup = config.optim.warmup_steps
     return config.optim.lr * min(1.0, (step + 1) / warmup) if warmup else config.optim.lr
+
+
+def peak_memory_mb(device: torch.device) -> dict[str, float]:
+    """Peak resident memory of this process and, on CUDA, the peak memory torch allocated on the GPU."""
+    # ru_maxrss is in KiB on Linux and in bytes on macOS.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+    memory = {"peak_rss_mb": float(rss)}
+    if device.type == "cuda":  # GPU-only branch
+        memory["peak_cuda_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return memory
 
 
 def train(
@@ -99,9 +86,17 @@ def train(
     val_data: ModelSpaceSplit | None,
     config: TrainConfig,
     run: RunContext,
+    world: World | None = None,
+    stop: StopRequested | None = None,
 ) -> TrainResult:
-    loop = config.training
-    device = choose_device(loop.device)
+    """Train for training.steps global batches; every rank of a DDP job runs this with the same arguments.
+
+    `stop` is the caller's installed SIGTERM/SIGUSR1 handler (None: signals are not watched); a signal
+    that came before the first step stops the run after it.
+    """
+    world = world or World()
+    stop = stop or StopRequested()
+    loop, device = config.training, world.device
     if loop.threads:
         torch.set_num_threads(loop.threads)
     torch.manual_seed(loop.seed)
@@ -111,11 +106,15 @@ def train(
         model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
     )
     loss_fn = EDMLoss(config.edm.P_mean, config.edm.P_std, config.edm.sigma_data)
+    # Every rank draws the whole global batch from these, in lockstep, and keeps its share.
     generator = torch.Generator(device=device).manual_seed(loop.seed)
     index_generator = torch.Generator().manual_seed(loop.seed)
+    best = BestWeights(keep_weights=world.is_main)
 
-    folder = open_work_folder(config.output, training_fingerprint(config.model_dump(mode="json")))
-    start_step, best_val = 0, math.inf
+    fingerprint = training_fingerprint(config.model_dump(mode="json"))
+    world.on_main(lambda: open_work_folder(config.output, fingerprint))
+    folder = work_folder(config.output)
+    start_step = 0
     state = load_state(folder)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -123,94 +122,154 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         index_generator.set_state(state["index_generator"])
-        start_step, best_val = int(state["step"]), float(state["best_val"])
+        best.load_state_dict(state["best"])
+        start_step = int(state["step"])
         log.info("resuming from step %d (state in %s)", start_step, folder)
+    step_fn = TrainStep(
+        model,
+        spec,
+        loss_fn,
+        optimizer,
+        ema,
+        precision=loop.precision,
+        channels_last=loop.channels_last,
+        compile=loop.compile,
+        grad_clip=config.optim.grad_clip,
+        world=world,
+    )
+    if state is not None and state.get("scaler"):
+        step_fn.scaler.load_state_dict(state["scaler"])
+    validator = (
+        Validator(
+            val_data,
+            spec,
+            loss_fn,
+            samples=loop.val_samples,
+            batch_size=loop.batch_size,
+            seed=loop.seed,
+            world=world,
+        )
+        if val_data is not None
+        else None
+    )
 
     def checkpoint_state(step: int) -> None:
-        save_state(
-            folder,
-            {
-                "step": step,
-                "best_val": best_val,
-                "model": model.state_dict(),
-                "ema": ema.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(),
-                "index_generator": index_generator.get_state(),
-            },
-        )
+        if world.is_main:
+            save_state(
+                folder,
+                {
+                    "step": step,
+                    "model": model.state_dict(),
+                    "ema": ema.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": step_fn.scaler.state_dict(),
+                    "generator": generator.get_state(),
+                    "index_generator": index_generator.get_state(),
+                    "best": best.state_dict(),
+                },
+            )
 
-    stop = StopRequested()
-    stop.install()
+    def validate(step: int) -> float:
+        assert validator is not None
+        val_loss = validator.loss(ema.model)
+        if best.offer(step, val_loss, ema.model):
+            run.log_metrics({"best_val_loss_ema": val_loss}, step=step)
+        run.log_metrics({"val_loss_ema": val_loss}, step=step)
+        return val_loss
+
     n_params = sum(p.numel() for p in model.parameters())
-    run.log_metrics({"model_parameters": float(n_params)})
+    run.log_metrics({"model_parameters": float(n_params), "world_size": float(world.world_size)})
     log.info(
-        "training %s model (%.2fM parameters) on %s for %d steps",
+        "training %s model (%.2fM parameters) on %s%s for %d steps of %d samples (%s)",
         spec.kind,
         n_params / 1e6,
         device,
+        f" x {world.world_size} processes" if world.is_distributed else "",
         loop.steps,
+        loop.batch_size,
+        loop.precision,
     )
 
+    valid_per_sample = train_data.mask.flatten(1).sum(dim=1)
+    mine = world.share(loop.batch_size)
+    sample_shape = tuple(train_data.target.shape[1:])
     window_loss, window_sigma, window_start, metrics = [], [], time.perf_counter(), {}
+    steps: Iterable[int] = range(start_step, loop.steps)
+    if world.is_main:
+        steps = progress(steps, total=loop.steps - start_step, desc="training steps")
     model.train()
-    for step in progress(range(start_step, loop.steps), total=loop.steps - start_step, desc="training steps"):
-        index = torch.randint(len(train_data), (loop.batch_size,), generator=index_generator).numpy()
+    for step in steps:
+        index = torch.randint(len(train_data), (loop.batch_size,), generator=index_generator)
+        draws = draw_edm(generator, loop.batch_size, sample_shape) if spec.kind == "edm" else None
         lr = learning_rate(step, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        out = compute_loss(model, spec, loss_fn, train_data.batch(index, device), generator)
-        if not torch.isfinite(out.loss):
+        result = step_fn(
+            train_data.batch(index[mine].numpy(), device),
+            None if draws is None else draws[mine],
+            lr=lr,
+            global_valid=int(valid_per_sample[index].sum()),
+            global_batch=loop.batch_size,
+            samples_seen=(step + 1) * loop.batch_size,
+        )
+        # One collective per step: the global loss, and whether any rank was told to stop.
+        flag = torch.tensor(float(stop.signum > 0), device=result.loss_term.device)
+        reduced = world.sum(torch.stack([result.loss_term.float(), flag]))
+        loss, stopping = float(reduced[0]) / world.world_size, bool(reduced[1] > 0)
+        if not math.isfinite(loss):
             raise StrideError(
-                f"training diverged at step {step} (loss {float(out.loss)}); lower optim.lr or check the stats"
+                f"training diverged at step {step} (loss {loss}); lower optim.lr or check the stats"
             )
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip or math.inf)
-        optimizer.step()
-        ema.update(model, loop.batch_size, (step + 1) * loop.batch_size)
-        window_loss.append(out.per_sample.detach().cpu())
-        window_sigma.append(out.sigma.detach().cpu())
+        window_loss.append(result.per_sample.float())
+        window_sigma.append(result.sigma.float())
 
         done = step + 1
         if done % loop.log_every == 0 or done == loop.steps:
+            losses, sigmas = (
+                world.gather(torch.cat(window_loss)).cpu(),
+                world.gather(torch.cat(window_sigma)).cpu(),
+            )
             elapsed = time.perf_counter() - window_start
-            losses, sigmas = torch.cat(window_loss), torch.cat(window_sigma)
             metrics = {
                 "loss": float(losses.mean()),
                 "lr": lr,
-                "grad_norm": float(grad_norm),
+                "grad_norm": float(result.grad_norm),
                 "samples_per_s": len(losses) / max(elapsed, 1e-9),
+                **peak_memory_mb(device),
             }
             if spec.kind == "edm":
                 metrics.update(_loss_per_sigma(losses, sigmas))
             run.log_metrics(metrics, step=done)
             window_loss, window_sigma, window_start = [], [], time.perf_counter()
-        if val_data is not None and (done % loop.val_every == 0 or done == loop.steps):
-            val_loss = validation_loss(ema.model, spec, loss_fn, val_data, config)
-            best_val = min(best_val, val_loss)
-            metrics["val_loss_ema"] = val_loss
-            run.log_metrics({"val_loss_ema": val_loss}, step=done)
+        if validator is not None and (done % loop.val_every == 0 or done == loop.steps):
+            metrics["val_loss_ema"] = validate(done)
             log.info(
-                "step %d: train loss %.4f, EMA validation loss %.4f",
+                "step %d: train loss %.4f, EMA validation loss %.4f (best %.4f at step %s)",
                 done,
                 metrics.get("loss", math.nan),
-                val_loss,
+                metrics["val_loss_ema"],
+                best.val_loss,
+                best.step,
             )
         if done % loop.state_every == 0 and done < loop.steps:
             checkpoint_state(done)
-        if stop.signal_name:
+        if stopping:
+            signum = int(world.max(torch.tensor(stop.signum, device=device)))
             checkpoint_state(done)
+            world.barrier()  # no rank leaves (and gets the job torn down) before the state is written
             raise StrideError(
-                f"stopped by {stop.signal_name} at step {done}; state saved in {folder}; "
+                f"stopped by {signal.Signals(signum).name} at step {done}; state saved in {folder}; "
                 f"run the same command again to resume"
             )
     final_step = max(loop.steps, start_step)
-    if val_data is not None and "val_loss_ema" not in metrics:
-        metrics["val_loss_ema"] = validation_loss(ema.model, spec, loss_fn, val_data, config)
-    metrics["best_val_loss_ema"] = min(best_val, metrics.get("val_loss_ema", math.inf))
+    if validator is not None and "val_loss_ema" not in metrics:
+        metrics["val_loss_ema"] = validate(final_step)
+    if best.found:
+        metrics["best_val_loss_ema"] = best.val_loss
     return TrainResult(
-        model=model, ema=ema, step=final_step, metrics={k: v for k, v in metrics.items() if math.isfinite(v)}
+        model=model,
+        ema=ema,
+        step=final_step,
+        metrics={k: v for k, v in metrics.items() if math.isfinite(v)},
+        best=best,
     )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from stride_contracts import CheckpointManifest, ModelSpec, StatsManifest, StatsRow
+from stride_contracts import CheckpointManifest, DatasetManifest, ModelSpec, StatsManifest, StatsRow
+from stride_contracts.checkpoint import TransformSet
 from stride_contracts.dataset import GridInfo
-from stride_core.artifacts import read_parquet_artifact, write_manifest_file
+from stride_core.artifacts import MANIFEST_FILE, read_parquet_artifact, write_manifest_file
 from stride_core.atomic import atomic_output
 from stride_core.errors import ArtifactError, ConfigError
 from stride_core.progress import get_logger
@@ -18,9 +19,11 @@ from stride_core.variables import VariableRegistry
 from stride_model import save_weights
 from stride_train.config import TrainConfig
 from stride_train.data import build_transform_set, to_model_space
-from stride_train.loop import train
+from stride_train.distributed import World, start_world, stop_world
+from stride_train.loop import StopRequested, TrainResult, train
 
 log = get_logger("stride-train")
+BEST_EMA_WEIGHTS_FILE = "best_ema_weights.pt"
 
 
 def model_spec_from(
@@ -51,6 +54,21 @@ def model_spec_from(
 
 
 def run_train(config: TrainConfig, run: RunContext) -> None:
+    """Train and write checkpoint/; under torchrun every rank trains its share and rank 0 writes."""
+    # Catch SLURM's pre-emption signals from the start: their default action would end the process unsaved.
+    stop = StopRequested()
+    stop.install()
+    try:
+        world = start_world(config.training.device, config.training.batch_size)
+        try:
+            _train_and_write(config, run, world, stop)
+        finally:
+            stop_world(world)
+    finally:
+        stop.uninstall()
+
+
+def _train_and_write(config: TrainConfig, run: RunContext, world: World, stop: StopRequested) -> None:
     stats, stats_manifest = read_parquet_artifact(config.stats, StatsManifest, StatsRow)
     train_arrays = load_split(config.dataset, "train")
     manifest = train_arrays.manifest
@@ -74,8 +92,21 @@ def run_train(config: TrainConfig, run: RunContext) -> None:
         to_model_space(load_split(config.dataset, "val"), transforms) if "val" in manifest.splits else None
     )
 
-    result = train(spec, train_data, val_data, config, run)
+    result = train(spec, train_data, val_data, config, run, world, stop)
+    if world.is_main:
+        _write_checkpoint(config, run, result, spec, transform_set, manifest)
+    world.barrier()  # all ranks leave together, once the checkpoint is published
 
+
+def _write_checkpoint(
+    config: TrainConfig,
+    run: RunContext,
+    result: TrainResult,
+    spec: ModelSpec,
+    transform_set: TransformSet,
+    manifest: DatasetManifest,
+) -> None:
+    best = result.best
     checkpoint = CheckpointManifest(
         producer=run.producer(),
         inputs=run.inputs,
@@ -85,6 +116,9 @@ def run_train(config: TrainConfig, run: RunContext) -> None:
         dynamic=manifest.dynamic,
         static=manifest.static,
         step=result.step,
+        best_ema_weights_file=BEST_EMA_WEIGHTS_FILE if best.found else None,
+        best_step=best.step,
+        best_val_loss=best.val_loss if best.found else None,
         training_config=config.model_dump(mode="json"),
         final_metrics=result.metrics,
     )
@@ -92,13 +126,20 @@ def run_train(config: TrainConfig, run: RunContext) -> None:
         staging.mkdir()
         save_weights(result.model, staging / checkpoint.weights_file)
         save_weights(result.ema.model, staging / checkpoint.ema_weights_file)
+        if checkpoint.best_ema_weights_file is not None:
+            assert best.ema_state is not None
+            save_weights(best.ema_state, staging / checkpoint.best_ema_weights_file)
         write_manifest_file(staging, checkpoint)
     close_work_folder(work_folder(config.output))
     run.set_tags({"stride.checkpoint.uri": config.output.resolve().as_uri()})
-    run.log_artifact(config.output / "manifest.json", "checkpoint")
+    if best.step is not None:
+        run.set_tags({"stride.checkpoint.best_step": str(best.step)})
+        run.log_metrics({"best_step": float(best.step), "best_val_loss_ema": best.val_loss}, step=result.step)
+    run.log_artifact(config.output / MANIFEST_FILE, "checkpoint")
     log.info(
-        "wrote %s (step %d, %s)",
+        "wrote %s (step %d, %s%s)",
         config.output,
         result.step,
         ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k.startswith(("loss", "val", "best"))),
+        f"; best EMA weights from step {best.step}" if best.found else "; no val split, so no best weights",
     )

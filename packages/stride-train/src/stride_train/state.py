@@ -11,7 +11,9 @@ from stride_core.errors import ConfigError
 from stride_core.resume import fingerprint
 
 STATE_FILE = "state.pt"
-IGNORED_FOR_RESUME = ("threads", "device", "state_every", "log_every")
+# How a run computes, not what: a job may resume with another thread count, device, layout or compiler
+# setting (and another number of processes, which is not a setting at all).
+IGNORED_FOR_RESUME = ("threads", "device", "state_every", "log_every", "channels_last", "compile")
 
 
 def training_fingerprint(config_dump: dict[str, Any]) -> str:
