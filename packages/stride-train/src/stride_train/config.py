@@ -85,6 +85,16 @@ class LoopConfig(StrictConfig):
     )
 
 
+class InlineEvalConfig(StrictConfig):
+    """Every `every` steps: `members` members for `dates` evenly spaced validation dates."""
+
+    every: int | None = Field(default=None, ge=1, description="Steps between evaluations; None turns it off.")
+    dates: int = Field(default=4, ge=1)
+    members: int = Field(default=4, ge=2)
+    sampler_steps: int = Field(default=10, ge=2, le=200)
+    seed: int = Field(default=1_000_003, ge=0)
+
+
 class TrainConfig(StrictConfig):
     """Train an EDM (or regression) downscaling model on a dataset with its offline stats."""
 
@@ -95,6 +105,7 @@ class TrainConfig(StrictConfig):
     edm: EDMConfig = EDMConfig()
     optim: OptimConfig = OptimConfig()
     training: LoopConfig = LoopConfig()
+    inline_eval: InlineEvalConfig = InlineEvalConfig()
     transforms: dict[str, TransformKind] = Field(
         default_factory=dict, description="Per-variable transform overriding the registry's default."
     )

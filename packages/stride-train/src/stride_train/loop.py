@@ -24,6 +24,7 @@ from stride_model import EMA, EDMLoss, build_model
 from stride_train.config import TrainConfig
 from stride_train.data import ModelSpaceSplit
 from stride_train.distributed import World
+from stride_train.inline_eval import InlineEvaluator
 from stride_train.objective import draw_edm
 from stride_train.state import load_state, save_state, training_fingerprint
 from stride_train.step import TrainStep
@@ -88,11 +89,13 @@ def train(
     run: RunContext,
     world: World | None = None,
     stop: StopRequested | None = None,
+    inline: InlineEvaluator | None = None,
 ) -> TrainResult:
     """Train for training.steps global batches; every rank of a DDP job runs this with the same arguments.
 
     `stop` is the caller's installed SIGTERM/SIGUSR1 handler (None: signals are not watched); a signal
-    that came before the first step stops the run after it.
+    that came before the first step stops the run after it. `inline` (rank 0 only) scores a small ensemble
+    of the EMA weights now and then; it only logs.
     """
     world = world or World()
     stop = stop or StopRequested()
@@ -248,6 +251,12 @@ def train(
                 metrics["val_loss_ema"],
                 best.val_loss,
                 best.step,
+            )
+        if inline is not None and inline.due(done):
+            scores = inline.evaluate(ema.model)
+            run.log_metrics(scores, step=done)
+            log.info(
+                "step %d: inline evaluation %s", done, ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
             )
         if done % loop.state_every == 0 and done < loop.steps:
             checkpoint_state(done)

@@ -20,6 +20,7 @@ from stride_model import save_weights
 from stride_train.config import TrainConfig
 from stride_train.data import build_transform_set, to_model_space
 from stride_train.distributed import World, start_world, stop_world
+from stride_train.inline_eval import InlineEvaluator
 from stride_train.loop import StopRequested, TrainResult, train
 
 log = get_logger("stride-train")
@@ -92,7 +93,12 @@ def _train_and_write(config: TrainConfig, run: RunContext, world: World, stop: S
         to_model_space(load_split(config.dataset, "val"), transforms) if "val" in manifest.splits else None
     )
 
-    result = train(spec, train_data, val_data, config, run, world, stop)
+    inline = None
+    if config.inline_eval.every is not None and world.is_main:
+        if val_data is None:
+            raise ConfigError("inline_eval needs a 'val' split in the dataset; rebuild it with splits.val")
+        inline = InlineEvaluator(val_data, spec, transforms, config.inline_eval, world.device)
+    result = train(spec, train_data, val_data, config, run, world, stop, inline)
     if world.is_main:
         _write_checkpoint(config, run, result, spec, transform_set, manifest)
     world.barrier()  # all ranks leave together, once the checkpoint is published
