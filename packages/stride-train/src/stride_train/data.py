@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,7 @@ import pandas as pd
 import torch
 
 from stride_contracts.checkpoint import TransformSet, VariableTransform
-from stride_core.splits import SplitArrays, load_split
+from stride_core.splits import SplitArrays
 from stride_core.transforms import VariableTransforms, spec_from_stats
 from stride_core.variables import VariableRegistry
 
@@ -78,9 +77,3 @@ def to_model_space(arrays: SplitArrays, transforms: VariableTransforms) -> Model
         cond_dynamic=torch.from_numpy(dynamic),
         cond_static=torch.from_numpy(static),
     )
-
-
-def load_model_space(
-    path: Path, split: str, transforms: VariableTransforms, limit: int | None = None
-) -> ModelSpaceSplit:
-    return to_model_space(load_split(path, split, limit=limit), transforms)
