@@ -1,7 +1,7 @@
 """STRIDE artifact contracts: the pydantic models every CLI writes and reads."""
 
 from stride_contracts.base import ArtifactHeader, InputRef, ProducerRef
-from stride_contracts.checkpoint import CheckpointManifest, ModelSpec, TransformSpec
+from stride_contracts.checkpoint import CheckpointManifest, FeatureSpec, ModelSpec, TransformSpec
 from stride_contracts.dataset import DatasetManifest, SplitRange, VariableRef
 from stride_contracts.metrics import METRICS_COLUMNS, MetricRow, MetricsManifest
 from stride_contracts.samples import SamplerSettings, SamplesManifest
@@ -20,6 +20,7 @@ __all__ = [
     "ArtifactHeader",
     "CheckpointManifest",
     "DatasetManifest",
+    "FeatureSpec",
     "InputRef",
     "MetricRow",
     "MetricsManifest",

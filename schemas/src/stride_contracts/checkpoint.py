@@ -53,6 +53,34 @@ class ModelSpec(StrictModel):
         return self.in_dynamic_channels * self.temporal_steps + self.in_static_channels
 
 
+class FeatureSpec(StrictModel):
+    """How the adapter turns dataset time steps into model inputs; the checkpoint carries it so that
+    generation builds exactly the inputs the model was trained on."""
+
+    temporal_steps: int = Field(default=1, ge=1, description="LR time steps stacked per sample (T).")
+    temporal_mode: Literal["centred", "past"] = Field(
+        default="centred",
+        description="centred: steps t-(T-1)//2 .. t+T//2; past: steps t-T+1 .. t.",
+    )
+    temporal_edge: Literal["drop", "clamp"] = Field(
+        default="clamp",
+        description="At split and data edges (and gaps in time): drop samples whose window does not fit, or "
+        "clamp the window to the nearest step of the same split.",
+    )
+    time_features: tuple[Literal["doy", "hour"], ...] = Field(
+        default=(), description="Cyclic encodings, each as a (sin, cos) pair, in this order."
+    )
+    context_margin: int = Field(
+        default=0,
+        ge=0,
+        description="LR cells added on each side of the sample's LR box for the context region.",
+    )
+
+    @property
+    def n_time_features(self) -> int:
+        return 2 * len(self.time_features)
+
+
 class ZScoreSpec(StrictModel):
     """x' = (x - mean) / std."""
 
@@ -138,6 +166,7 @@ class CheckpointManifest(ArtifactHeader):
     target: list[VariableRef]
     dynamic: list[VariableRef]
     static: list[VariableRef]
+    features: FeatureSpec = FeatureSpec()
     step: int = Field(ge=0, description="Optimizer steps behind the last weights.")
     weights_file: str = Field(default="weights.pt", description="Trained weights at the last step.")
     ema_weights_file: str = Field(default="ema_weights.pt", description="EMA weights at the last step.")
