@@ -10,6 +10,27 @@ import pytest
 from stride_data.cli import main
 
 Build = Callable[..., int]
+EXPERIMENT = "stride-data-tests"
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite MLflow store for every build of the session: creating one (schema migrations) takes seconds."""
+    from mlflow.tracking import MlflowClient
+
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    # An explicit artifact location: MLflow's default (./mlruns) would write into the working directory.
+    MlflowClient(tracking_uri=uri).create_experiment(
+        EXPERIMENT, artifact_location=(folder / "artifacts").as_uri()
+    )
+    return uri
+
+
+@pytest.fixture(autouse=True)
+def shared_mlflow_store(mlflow_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
+    monkeypatch.setenv("STRIDE_EXPERIMENT", EXPERIMENT)
 
 
 @pytest.fixture

@@ -1,3 +1,4 @@
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,11 +53,20 @@ def write_source(path: Path, units: str = "K", nan_everywhere: bool = False) -> 
 
 
 def test_build_crops_coarsens_and_labels_splits(
-    build_from: Callable[[str], Callable[..., int]], tmp_path: Path
+    build_from: Callable[[str], Callable[..., int]], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     build = build_from(CONFIG)
     source = write_source(tmp_path / "src.nc")
-    assert build(source) == 0
+    logging.getLogger("stride-data").addHandler(caplog.handler)
+    try:
+        assert build(source) == 0
+    finally:
+        logging.getLogger("stride-data").removeHandler(caplog.handler)
+    # 18 x 26 does not divide by 4 and no region is set: trimmed, saying which cells go and how to choose.
+    assert (
+        "cropping 18x26 to rows 0:16, cols 0:24 (factor 4); factor does not divide the grid: set region.box"
+        in (caplog.text)
+    )
     manifest = read_zarr_manifest(tmp_path / "dataset.zarr", DatasetManifest)
     assert manifest.grid.hr_shape == (16, 24) and manifest.grid.lr_shape == (4, 6)
     assert manifest.n_times == 18 and manifest.sources[0].sha256
@@ -77,6 +87,7 @@ def test_build_crops_coarsens_and_labels_splits(
         ({"units": "degC"}, [], "has units 'degC', the registry expects 'K'"),
         ({"nan_everywhere": True}, [], "entirely NaN"),
         ({}, ["--set", "target=[precip]"], "has no variable 'precip'"),
+        ({}, ["--set", "static=[orography, lsm_typo]"], "static: unknown variable 'lsm_typo' (known: "),
         (
             {},
             ["--set", "splits.test.start=2021-01-01", "--set", "splits.test.end=2021-01-02"],
@@ -108,7 +119,9 @@ def test_not_a_netcdf_file(
     fake = tmp_path / "fake.nc"
     fake.write_text("this is not a NetCDF file")
     assert build(fake) == 2
-    assert "cannot be opened with engine 'h5netcdf'" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert f"{fake}: is not a NetCDF, GRIB or Zarr source (it starts with b'this is not a Ne')" in err
+    assert "\n" not in err
 
 
 def test_several_files_merge_along_time_with_provenance(

@@ -120,3 +120,16 @@ def test_nan_coverage_needs_a_fill_and_targets_keep_nan(
     ds = xr.open_zarr(tmp_path / "dataset.zarr")
     assert np.isfinite(ds["cond_dynamic"].values).all()
     assert np.isnan(ds["target"].values[..., :12]).all() and np.isfinite(ds["target"].values[..., 12:]).all()
+
+
+def test_a_region_where_the_target_is_all_nan(
+    build_from: Callable[[str], Callable[..., int]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build = build_from(CONFIG)
+    source = write_projected(tmp_path / "radar.nc", nan_west=True)
+    assert build(source, "--set", "region.box={y0: 0, y1: 8, x0: 0, x1: 12}") == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        "radar.nc: variable 'precip' is entirely NaN in the selected region and times; choose another" in err
+    )
+    assert "\n" not in err and not (tmp_path / "dataset.zarr").exists()

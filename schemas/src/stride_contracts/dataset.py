@@ -51,7 +51,14 @@ class GridInfo(StrictModel):
     hr_shape: tuple[int, int]
     lr_shape: tuple[int, int]
     factor: int = Field(ge=1, description="HR cells per LR cell along each axis.")
-    lr_method: Literal["conservative_coarsening"] = "conservative_coarsening"
+    lr_method: Literal["conservative_coarsening", "regridded"] = Field(
+        default="conservative_coarsening",
+        description="How LR conditioning was made: 'conservative_coarsening' of the HR source (area-weighted "
+        "factor x factor block means), or 'regridded' from a separate LR source onto the LR grid.",
+    )
+    lr_regrid_method: Literal["conservative", "bilinear", "nearest"] | None = Field(
+        default=None, description="The regridding method when lr_method is 'regridded' (None otherwise)."
+    )
     lat_descending: bool = Field(description="Whether row 0 is the northernmost row.")
     region: str | None = Field(default=None, description="The region the source was cropped to, if any.")
 
@@ -59,6 +66,8 @@ class GridInfo(StrictModel):
     def _aligned(self) -> GridInfo:
         if self.kind == "projected" and not self.crs:
             raise ValueError("a projected grid needs its crs")
+        if (self.lr_method == "regridded") != (self.lr_regrid_method is not None):
+            raise ValueError("lr_regrid_method is set exactly when lr_method is 'regridded'")
         expected = (self.lr_shape[0] * self.factor, self.lr_shape[1] * self.factor)
         if tuple(self.hr_shape) != expected:
             raise ValueError(
@@ -74,6 +83,11 @@ class SourceFile(StrictModel):
     size_bytes: int
     sha256: str
     variables: list[str]
+    role: Literal["hr", "lr"] = Field(
+        default="hr",
+        description="'hr': the HR source (targets, statics, and LR conditioning when coarsened); 'lr': a "
+        "separate LR source regridded onto the LR grid (GridInfo.lr_method 'regridded').",
+    )
 
 
 class DatasetManifest(ArtifactHeader):

@@ -10,22 +10,24 @@ import xarray as xr
 
 from stride_contracts.dataset import SPLIT_CODES, DatasetManifest, GridInfo, SplitRange, VariableRef
 from stride_core.artifacts import write_zarr_artifact
-from stride_core.errors import InputDataError
+from stride_core.chunking import dataset_chunks
+from stride_core.errors import ConfigError, InputDataError
 from stride_core.grid import coarsen_conservative, coarsen_coordinate
 from stride_core.progress import get_logger
 from stride_core.tracking import RunContext
 from stride_core.variables import VariableRegistry, VariableSpec
 from stride_data.config import DataBuildConfig
 from stride_data.grids import SourceGrid, detect_grid
+from stride_data.lr_source import open_lr_source
 from stride_data.regions import region_slices
+from stride_data.regrid import common_times
 from stride_data.sources import check_finite_somewhere, describe_source, open_sources, select_variable
 
 log = get_logger("stride-data")
 
 
 def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
-    registry = VariableRegistry.load(config.variables_file)
-    specs = {key: registry[key] for key in dict.fromkeys(config.target + config.dynamic + config.static)}
+    specs = _specs(config, VariableRegistry.load(config.variables_file))
     unknown_fill = sorted(set(config.conditioning_fill) - set(config.dynamic))
     if unknown_fill:
         raise InputDataError(f"conditioning_fill names {unknown_fill}, which are not dynamic variables")
@@ -39,18 +41,25 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
         region_slices(config.region, grid, factor, path) if config.region else _trim(full, factor, path)
     )
     if (rows, cols) != full:
+        # Without a region, trimming is the only way to make the factor divide the grid: say which cells go.
+        why = "" if config.region else "; factor does not divide the grid: set region.box to keep other cells"
         log.info(
-            "cropping %dx%d to rows %d:%d, cols %d:%d (factor %d)",
+            "cropping %dx%d to rows %d:%d, cols %d:%d (factor %d)%s",
             *grid.lat.shape,
             rows.start,
             rows.stop,
             cols.start,
             cols.stop,
             factor,
+            why,
         )
     grid = grid.crop(rows, cols)
     source = source.isel({grid.y_dim: rows, grid.x_dim: cols}).sortby("time")
     times = pd.DatetimeIndex(source["time"].values)
+    lr = open_lr_source(config.lr_source, grid, factor) if config.lr_source else None
+    if lr is not None:
+        times = common_times(times, lr.times, path, lr.path)
+        source = source.sel(time=times.values)
     split = _split_codes(times, config, path)
     keep = split >= 0
     source = source.isel(time=np.flatnonzero(keep))
@@ -79,14 +88,24 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
         factor,
     )
     target = np.stack([load(key, True) for key in config.target], axis=1)
-    dynamic = np.stack(
-        [_coarsened(load(key, True), key, config, weights, path) for key in config.dynamic], axis=1
-    )
+    if lr is None:
+        dynamic = np.stack(
+            [_coarsened(load(key, True), key, config, weights, path) for key in config.dynamic], axis=1
+        )
+    else:
+        log.info("regridding %s from %s (%s)", ", ".join(config.dynamic), lr.path.name, lr.config.method)
+        reason = f"have no valid value after {lr.config.method} regridding of {lr.path.name}"
+        dynamic = np.stack(
+            [_filled(lr.regridded(specs[k], times), k, config, lr.path, reason) for k in config.dynamic],
+            axis=1,
+        )
     static = np.stack([load(key, False) for key in config.static], axis=0) if config.static else None
     if static is not None and np.isnan(static).any():
         raise InputDataError(f"{path}: static fields {config.static} contain NaN; fill or crop them first")
 
     dataset = _as_xarray(config, times, split, grid, factor, target, dynamic, static)
+    hr_keys = config.target + config.static + (config.dynamic if lr is None else [])
+    hr_names = sorted({specs[k].data_name for k in hr_keys})
     manifest = DatasetManifest(
         producer=run.producer(),
         target=[_ref(specs[k]) for k in config.target],
@@ -100,11 +119,14 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
             factor=factor,
             lat_descending=bool(grid.lat[0].mean() > grid.lat[-1].mean()),
             region=config.region.describe() if config.region else None,
+            lr_method="regridded" if lr else "conservative_coarsening",
+            lr_regrid_method=lr.config.method if lr else None,
         ),
         splits={name: SplitRange(start=r.start, end=r.end) for name, r in config.splits.items()},
         time_step_hours=_time_step_hours(times),
         n_times=len(times),
-        sources=[describe_source(file, sorted({specs[k].data_name for k in specs})) for file in files],
+        sources=[describe_source(file, hr_names) for file in files]
+        + (lr.provenance([specs[k] for k in config.dynamic]) if lr else []),
     )
     write_zarr_artifact(dataset, manifest, config.output)
     counts = {f"n_times_{name}": float((split == code).sum()) for name, code in SPLIT_CODES.items()}
@@ -116,6 +138,21 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
         ", ".join(f"{k[8:]} {int(v)}" for k, v in counts.items()),
         100 * valid,
     )
+
+
+def _specs(config: DataBuildConfig, registry: VariableRegistry) -> dict[str, VariableSpec]:
+    """The registry entry of every configured variable; an unknown key names its config field."""
+    specs = {}
+    for field, keys in (("target", config.target), ("dynamic", config.dynamic), ("static", config.static)):
+        for key in keys:
+            spec = registry.get(key)
+            if spec is None:
+                raise ConfigError(
+                    f"{field}: unknown variable '{key}' (known: {', '.join(registry.keys())}); fix {field} or "
+                    f"add the variable to a variables_file"
+                )
+            specs[key] = spec
+    return specs
 
 
 def _trim(full: tuple[slice, slice], factor: int, path: Path) -> tuple[slice, slice]:
@@ -132,13 +169,18 @@ def _coarsened(
     coarse = coarsen_conservative(
         values, config.coarsen.factor, weights, min_valid_fraction=config.coarsen.min_valid_fraction
     )
+    reason = f"have too few valid HR cells (min_valid_fraction {config.coarsen.min_valid_fraction})"
+    return _filled(coarse, key, config, path, reason)
+
+
+def _filled(coarse: np.ndarray, key: str, config: DataBuildConfig, path: Path, reason: str) -> np.ndarray:
+    """`coarse` with NaN cells set to conditioning_fill[key]; NaN without a fill is an error."""
     missing = np.isnan(coarse)
     if missing.any():
         if key not in config.conditioning_fill:
             raise InputDataError(
-                f"{path}: {missing.mean():.1%} of LR '{key}' cells have too few valid HR cells (min_valid_fraction "
-                f"{config.coarsen.min_valid_fraction}); the model is never fed NaN: choose a covered region or set "
-                f"conditioning_fill.{key}"
+                f"{path}: {missing.mean():.1%} of LR '{key}' cells {reason}; the model is never fed NaN: "
+                f"choose a covered region or set conditioning_fill.{key}"
             )
         coarse[missing] = config.conditioning_fill[key]
         log.info(
@@ -202,7 +244,6 @@ def _as_xarray(
     dynamic: np.ndarray,
     static: np.ndarray | None,
 ) -> xr.Dataset:
-    chunk = min(config.time_chunk, len(times))
     shape = grid.lat.shape
     dataset = xr.Dataset(
         {
@@ -223,6 +264,14 @@ def _as_xarray(
             **_coordinates(grid, factor),
         },
     )
-    dataset["target"].encoding["chunks"] = (chunk, *target.shape[1:])
-    dataset["cond_dynamic"].encoding["chunks"] = (chunk, *dynamic.shape[1:])
+    chunks = dataset_chunks(
+        target.shape,
+        dynamic.shape,
+        dataset["cond_static"].shape,
+        tile=config.chunk_tile,
+        time_steps=config.time_chunk,
+    )
+    dataset["target"].encoding["chunks"] = chunks.target
+    dataset["cond_dynamic"].encoding["chunks"] = chunks.cond_dynamic
+    dataset["cond_static"].encoding["chunks"] = chunks.cond_static
     return dataset

@@ -13,11 +13,13 @@ from stride_data.config import DataBuildConfig
 EXAMPLE = """\
 stride-data build --config configs/era5_uk.yaml --out demo-out/dataset.zarr
 STRIDE_DATA=/scratch/era5 stride-data build --config era5.yaml --set coarsen.factor=8
+stride-data build --config configs/meteonet_nw.yaml --set lr_source.method=nearest
 """
 
 BUILD = Tool(
     name="stride-data build",
-    summary="Build dataset.zarr: HR target, LR conditioning (conservative coarsening), HR statics, splits.",
+    summary="Build dataset.zarr: HR target, LR conditioning (coarsened, or a regridded LR source), HR statics, "
+    "splits.",
     example=EXAMPLE,
     config_model=DataBuildConfig,
     run=build_dataset,
@@ -32,7 +34,7 @@ BUILD = Tool(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="stride-data",
-        description="Build STRIDE datasets from NetCDF/Zarr climate sources.",
+        description="Build STRIDE datasets from NetCDF/Zarr (and, with stride-data[grib], GRIB) climate sources.",
         epilog="example:\n  " + EXAMPLE.strip().replace("\n", "\n  "),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from stride_core.config import StrictConfig
+from stride_data.formats import Engine
 from stride_data.regions import RegionConfig
 
 
@@ -19,7 +20,11 @@ class SourceConfig(StrictConfig):
     """
 
     path: Path | list[Path] = Field(description="A file, or a list of files on one grid to merge along time.")
-    engine: Literal["h5netcdf", "netcdf4", "zarr"] = "h5netcdf"
+    engine: Engine = Field(
+        default="auto",
+        description="xarray engine; 'auto' picks it from the file's content (HDF5/NetCDF/GRIB signature or Zarr "
+        "metadata), never its extension. GRIB needs the extra: pip install 'stride-data[grib]'.",
+    )
 
     @property
     def files(self) -> list[Path]:
@@ -32,8 +37,39 @@ class SourceConfig(StrictConfig):
         return self
 
 
+RegridMethod = Literal["conservative", "bilinear", "nearest"]
+
+
+class LRSourceConfig(SourceConfig):
+    """LR conditioning from a separate (coarser) source, regridded onto the LR grid with xarray-regrid.
+
+    The LR grid is the HR grid coarsened by `coarsen.factor` (cell k covers HR cells k*factor .. k*factor +
+    factor - 1), whether the conditioning is coarsened or regridded. Every dynamic variable comes from this
+    source; only times present in both sources are kept.
+    """
+
+    variables: dict[str, str] = Field(
+        default_factory=dict,
+        description="Name in the LR file per dynamic variable key; unlisted keys use the registry's data_name.",
+    )
+    method: RegridMethod = Field(
+        default="conservative",
+        description="conservative: area-weighted overlap mean (lat/lon weighted by cos latitude); bilinear and "
+        "nearest: interpolation at the LR cell centres.",
+    )
+    min_valid_fraction: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="conservative: an LR cell needs this fraction of valid source area.",
+    )
+
+
 class CoarsenConfig(StrictConfig):
-    """How LR conditioning is derived from HR: conservative (area-weighted) block coarsening."""
+    """How LR conditioning is derived from HR: conservative (area-weighted) block coarsening.
+
+    `factor` also fixes the LR grid a separate `lr_source` is regridded onto.
+    """
 
     factor: int = Field(default=4, ge=2, le=64)
     min_valid_fraction: float = Field(default=0.5, gt=0, le=1)
@@ -80,13 +116,41 @@ class DataBuildConfig(StrictConfig):
     )
     static: list[str] = Field(default_factory=list, description="Registry keys of HR static fields.")
     coarsen: CoarsenConfig = CoarsenConfig()
+    lr_source: LRSourceConfig | None = Field(
+        default=None,
+        description="Take the dynamic variables from this LR source, regridded onto the LR grid, instead of "
+        "coarsening them from the HR source.",
+    )
     region: RegionConfig | None = Field(default=None, description="Crop the source to this region first.")
     conditioning_fill: dict[str, float] = Field(
         default_factory=dict,
-        description="Value (physical units) for LR cells without enough valid HR cells, per dynamic variable; "
-        "without one such cells are an error, since the model is never fed NaN.",
+        description="Value (physical units) for LR cells without a valid value (too few valid HR cells, or no "
+        "valid lr_source value), per dynamic variable; without one such cells are an error, since the model is "
+        "never fed NaN.",
     )
     splits: SplitsConfig
     variables_file: Path | None = Field(default=None, description="YAML overriding/adding registry entries.")
-    time_chunk: int = Field(default=24, ge=1, description="Time steps per Zarr chunk.")
+    time_chunk: int = Field(
+        default=1,
+        ge=1,
+        description="Time steps per Zarr chunk of target and cond_dynamic; 1 lets a training sample read only "
+        "the steps it uses (see stride_core.chunking).",
+    )
+    chunk_tile: int = Field(
+        default=128,
+        ge=8,
+        description="Spatial Zarr chunk edge in grid cells (HR for target, LR for cond_dynamic); a field of at "
+        "most two tiles' cells is one chunk.",
+    )
     output: Path = Path("dataset.zarr")
+
+    @model_validator(mode="after")
+    def _lr_source_names_dynamic_variables(self) -> DataBuildConfig:
+        if self.lr_source is not None:
+            stray = sorted(set(self.lr_source.variables) - set(self.dynamic))
+            if stray:
+                raise ValueError(
+                    f"lr_source.variables names {stray}, which are not dynamic variables {self.dynamic}; "
+                    f"its keys are dynamic variable keys"
+                )
+        return self

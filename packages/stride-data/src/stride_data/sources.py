@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import xarray as xr
@@ -12,25 +14,61 @@ from stride_contracts.dataset import SourceFile
 from stride_core.data_root import resolve_data_path
 from stride_core.errors import InputDataError
 from stride_core.variables import VariableSpec
+from stride_data.formats import DESCRIPTION, Engine, choose_engine
 
 UNIT_ALIASES = {"1": {"1", "", "fraction", "0-1", "(0 - 1)"}, "K": {"K", "kelvin"}}
 
 
-def open_source(path: Path, engine: str) -> tuple[xr.Dataset, Path]:
-    """Open a NetCDF/Zarr source, naming the file in any failure."""
+def open_source(path: Path, engine: Engine = "auto") -> tuple[xr.Dataset, Path]:
+    """Open a NetCDF/GRIB/Zarr source with the engine its content calls for, naming the file in any failure."""
     resolved = resolve_data_path(path)
+    found, chosen = choose_engine(resolved, engine)
     try:
-        if engine == "zarr":
-            return xr.open_zarr(resolved), resolved
-        return xr.open_dataset(resolved, engine=engine), resolved
+        if chosen == "zarr":
+            with warnings.catch_warnings():
+                # Source stores are often unconsolidated; xarray's fallback warning would only add noise.
+                warnings.filterwarnings(
+                    "ignore", "Failed to open Zarr store with consolidated", RuntimeWarning
+                )
+                return xr.open_zarr(resolved), resolved
+        if chosen == "cfgrib":
+            # indexpath "": no .idx file beside the source (data folders are often read-only).
+            grib = xr.open_dataset(resolved, engine="cfgrib", backend_kwargs={"indexpath": ""})
+            return _valid_time_axis(grib, resolved), resolved
+        return xr.open_dataset(resolved, engine=chosen), resolved
+    except InputDataError:
+        raise
     except Exception as exc:
         raise InputDataError(
-            f"{resolved}: cannot be opened with engine '{engine}' ({type(exc).__name__}: {exc}); "
-            f"is it really a {'Zarr store' if engine == 'zarr' else 'NetCDF-4 file'}?"
+            f"{resolved}: looks like {DESCRIPTION[found]} but engine '{chosen}' cannot read it "
+            f"({type(exc).__name__}: {one_line(str(exc))}); check that the file is complete"
         ) from None
 
 
-def open_sources(paths: list[Path], engine: str) -> tuple[xr.Dataset, list[Path], Path]:
+def one_line(text: str, limit: int = 300) -> str:
+    """A library's message squeezed onto one line (errors are printed as one line)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _valid_time_axis(dataset: xr.Dataset, path: Path) -> xr.Dataset:
+    """cfgrib's `time` is the forecast reference time; STRIDE's `time` axis is the valid time."""
+    if "valid_time" not in dataset.coords:
+        return dataset
+    if "step" in dataset.dims and "time" in dataset.dims:
+        raise InputDataError(
+            f"{path}: GRIB holds several forecast runs x lead times; write one run (or only analyses) per file"
+        )
+    if "step" in dataset.dims:
+        dataset = dataset.swap_dims({"step": "valid_time"})
+    elif "time" in dataset.dims:
+        dataset = dataset.swap_dims({"time": "valid_time"})
+    else:
+        dataset = dataset.expand_dims("valid_time")
+    return dataset.drop_vars(["time", "step"], errors="ignore").rename({"valid_time": "time"})
+
+
+def open_sources(paths: list[Path], engine: Engine = "auto") -> tuple[xr.Dataset, list[Path], Path]:
     """Open one source, or several on the same grid merged along time; also returns a label for messages."""
     opened = [open_source(path, engine) for path in paths]
     files = [path for _, path in opened]
@@ -52,7 +90,7 @@ def open_sources(paths: list[Path], engine: str) -> tuple[xr.Dataset, list[Path]
         )
     except ValueError as exc:
         raise InputDataError(
-            f"{label}: these files cannot be merged along time ({exc}); they must share one grid"
+            f"{label}: these files cannot be merged along time ({one_line(str(exc))}); they must share one grid"
         ) from None
     times = merged["time"].values
     if len(np.unique(times)) != len(times):
@@ -60,18 +98,29 @@ def open_sources(paths: list[Path], engine: str) -> tuple[xr.Dataset, list[Path]
     return merged, files, label
 
 
-def select_variable(dataset: xr.Dataset, spec: VariableSpec, path: Path) -> xr.DataArray:
-    """The source variable behind a registry entry, with its units checked."""
-    if spec.data_name not in dataset.data_vars:
+def select_variable(
+    dataset: xr.Dataset,
+    spec: VariableSpec,
+    path: Path,
+    name: str | None = None,
+    name_field: str | None = None,
+) -> xr.DataArray:
+    """The source variable behind a registry entry, with its units checked against the registry.
+
+    `name` overrides the registry's data_name (set by the config field `name_field`, which errors then name).
+    """
+    data_name = name or spec.data_name
+    fix = f"fix {name_field}" if name_field else "fix the config or the registry's data_name"
+    if data_name not in dataset.data_vars:
         raise InputDataError(
-            f"{path}: has no variable '{spec.data_name}' (data_name of '{spec.key}'); present: "
-            f"{sorted(map(str, dataset.data_vars))}; fix the config or the registry's data_name"
+            f"{path}: has no variable '{data_name}' ({name_field or 'data_name'} of '{spec.key}'); present: "
+            f"{sorted(map(str, dataset.data_vars))}; {fix}"
         )
-    array = dataset[spec.data_name]
+    array = dataset[data_name]
     units = str(array.attrs.get("units", ""))
     if units not in UNIT_ALIASES.get(spec.units, {spec.units}):
         raise InputDataError(
-            f"{path}: variable '{spec.data_name}' has units '{units}', the registry expects '{spec.units}' for "
+            f"{path}: variable '{data_name}' has units '{units}', the registry expects '{spec.units}' for "
             f"'{spec.key}'; convert the source or override the units in a variables file"
         )
     return array
@@ -80,11 +129,11 @@ def select_variable(dataset: xr.Dataset, spec: VariableSpec, path: Path) -> xr.D
 def check_finite_somewhere(values: np.ndarray, what: str, path: Path) -> None:
     if not np.isfinite(values).any():
         raise InputDataError(
-            f"{path}: {what} is entirely NaN in the selected region and times; choose another"
+            f"{path}: {what} is entirely NaN in the selected region and times; choose another region or splits"
         )
 
 
-def describe_source(path: Path, variables: list[str]) -> SourceFile:
+def describe_source(path: Path, variables: list[str], role: Literal["hr", "lr"] = "hr") -> SourceFile:
     """Provenance record: size and SHA-256 of the file (or of a Zarr store's metadata)."""
     digest = hashlib.sha256()
     if path.is_dir():
@@ -97,5 +146,5 @@ def describe_source(path: Path, variables: list[str]) -> SourceFile:
                 digest.update(block)
         size = path.stat().st_size
     return SourceFile(
-        path=str(path.resolve()), size_bytes=size, sha256=digest.hexdigest(), variables=variables
+        path=str(path.resolve()), size_bytes=size, sha256=digest.hexdigest(), variables=variables, role=role
     )
