@@ -11,15 +11,22 @@ import torch
 from torch import Tensor
 
 from stride_contracts.checkpoint import ModelSpec
+from stride_model.conditioning import Conditioning
 from stride_model.precond import EDMPrecond
 from stride_model.sampler import StackedRandomGenerator, edm_heun_sampler, sample_ensemble
 from stride_model.schedule import karras_sigmas
 from stride_model.unet import UNet
 
 MU, S = 1.5, 0.4
+# The analytic denoiser ignores its conditioning; the sampler passes it through.
+NO_COND = Conditioning(torch.zeros(1, 0, 1, 1))
 
 
-def gaussian_denoiser(x: Tensor, sigma: Tensor, condition: Tensor) -> Tensor:
+def _empty(batch: int) -> Conditioning:
+    return Conditioning(torch.zeros(batch, 0, 2, 2))
+
+
+def gaussian_denoiser(x: Tensor, sigma: Tensor, condition: Conditioning) -> Tensor:
     """Ideal denoiser for data ~ N(MU, S^2): E[y | y + n = x] with n ~ N(0, sigma^2)."""
     assert x.dtype == torch.float32 and sigma.dtype == torch.float32 and sigma.shape == (x.shape[0],)
     sigma = sigma.reshape(-1, 1, 1, 1)
@@ -63,9 +70,7 @@ def test_heun_sampler_recovers_gaussian(num_steps: int, churn: dict[str, Any]) -
         return torch.randn(x.shape, generator=generator, dtype=x.dtype)
 
     sigmas = karras_sigmas(num_steps, 0.002, 80.0, 7.0)
-    samples = edm_heun_sampler(
-        gaussian_denoiser, latents, sigmas, torch.zeros(1), randn_like=randn_like, **churn
-    )
+    samples = edm_heun_sampler(gaussian_denoiser, latents, sigmas, NO_COND, randn_like=randn_like, **churn)
     assert samples.dtype == latents.dtype
     assert samples.mean().item() == pytest.approx(MU, rel=0.02)
     assert samples.std().item() == pytest.approx(S, rel=0.03)
@@ -111,7 +116,7 @@ def edm_reference_sampler(
 def test_matches_edm_reference_sampler(S_churn: float) -> None:
     def net(x: Tensor, t: Tensor) -> Tensor:
         sigma = t.to(torch.float32).expand(x.shape[0])
-        return gaussian_denoiser(x.to(torch.float32), sigma, torch.zeros(1))
+        return gaussian_denoiser(x.to(torch.float32), sigma, NO_COND)
 
     settings: dict[str, Any] = {"S_churn": S_churn, "S_min": 0.0, "S_max": math.inf, "S_noise": 1.007}
     latents = torch.randn(16, 1, 3, 3)
@@ -130,7 +135,7 @@ def test_matches_edm_reference_sampler(S_churn: float) -> None:
         gaussian_denoiser,
         latents.double(),
         karras_sigmas(12, 0.002, 80.0, 7.0),
-        torch.zeros(1),
+        NO_COND,
         randn_like=lambda x: torch.randn(x.shape, generator=rngs[1], dtype=x.dtype),
         **settings,
     )
@@ -142,9 +147,7 @@ def test_heun_sampler_is_second_order() -> None:
     latents = torch.linspace(-2, 2, 9, dtype=torch.float64).reshape(9, 1, 1, 1)
     errors = []
     for steps in (8, 16):
-        out = edm_heun_sampler(
-            gaussian_denoiser, latents, karras_sigmas(steps, 0.002, 80.0, 7.0), torch.zeros(1)
-        )
+        out = edm_heun_sampler(gaussian_denoiser, latents, karras_sigmas(steps, 0.002, 80.0, 7.0), NO_COND)
         exact = MU + (out.new_tensor(S**2 + 0.002**2).sqrt() / math.sqrt(S**2 + 80.0**2)) * 80.0 * latents
         errors.append((out - exact).abs().max().item())
     # Halving the step size must cut the error by much more than the 2x of a first-order method.
@@ -158,7 +161,7 @@ def test_callback_sees_every_step() -> None:
         gaussian_denoiser,
         torch.randn(2, 1, 2, 2),
         sigmas,
-        torch.zeros(1),
+        NO_COND,
         callback=lambda i, t, x: seen.append((i, t)),
     )
     assert seen == [(i, float(sigmas[i])) for i in range(6)]
@@ -177,7 +180,7 @@ def test_member_reproducible_alone_or_in_batch_with_churn(tiny_spec: Callable[..
     unet = UNet(spec)
     torch.nn.init.normal_(unet.conv_out.weight, std=0.05)
     model = EDMPrecond(spec, unet).eval()
-    condition = torch.randn(1, spec.in_channels, 16, 24)
+    condition = Conditioning(torch.randn(1, spec.in_channels, 16, 24))
     settings: dict[str, Any] = {"num_steps": 4, "S_churn": 10.0}
 
     alone = sample_ensemble(model, condition, [7], out_channels=1, **settings)
@@ -191,7 +194,7 @@ def test_member_reproducible_alone_or_in_batch_with_churn(tiny_spec: Callable[..
 
 
 def test_member_bitwise_reproducible_with_analytic_denoiser() -> None:
-    condition = torch.zeros(2, 1, 2, 2)
+    condition = _empty(2)
     settings: dict[str, Any] = {"num_steps": 6, "S_churn": 20.0}
     alone = sample_ensemble(gaussian_denoiser, condition, [[7], [8]], out_channels=1, **settings)
     batch = sample_ensemble(gaussian_denoiser, condition, [[5, 7], [8, 9]], out_channels=1, **settings)
@@ -201,8 +204,8 @@ def test_member_bitwise_reproducible_with_analytic_denoiser() -> None:
 
 def test_sample_ensemble_seed_validation() -> None:
     with pytest.raises(ValueError, match="2 equal-length lists"):
-        sample_ensemble(gaussian_denoiser, torch.zeros(2, 1, 2, 2), [[1, 2], [3]], out_channels=1)
+        sample_ensemble(gaussian_denoiser, _empty(2), [[1, 2], [3]], out_channels=1)
     with pytest.raises(ValueError, match="at least one seed"):
-        sample_ensemble(gaussian_denoiser, torch.zeros(2, 1, 2, 2), [], out_channels=1)
+        sample_ensemble(gaussian_denoiser, _empty(2), [], out_channels=1)
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
-        sample_ensemble(gaussian_denoiser, torch.zeros(2, 1, 2, 2), [1], out_channels=1, batch_size=0)
+        sample_ensemble(gaussian_denoiser, _empty(2), [1], out_channels=1, batch_size=0)

@@ -95,9 +95,18 @@ def test_rejects_wrong_channels_and_shapes(tiny_spec: Callable[..., ModelSpec]) 
         net(torch.zeros(2, 4, 16, 24), torch.zeros(1))
 
 
-def test_unsupported_spec_flags_are_refused(tiny_spec: Callable[..., ModelSpec]) -> None:
-    with pytest.raises(ValueError, match="use_rain_gate=True"):
-        UNet(tiny_spec(use_rain_gate=True))
+def test_film_embedding_is_added_to_the_noise_embedding(tiny_spec: Callable[..., ModelSpec]) -> None:
+    spec = tiny_spec(model_channels=7)  # odd width: the embedding is 8 wide
+    net = UNet(spec).eval()
+    _randomise_output(net)
+    assert net.embedding_width == 8
+    x = torch.randn(2, spec.out_channels + spec.in_channels, 16, 24)
+    labels = torch.tensor([0.3, -0.2])
+    plain = net(x, labels)
+    assert torch.equal(net(x, labels, torch.zeros(2, 8)), plain)
+    assert not torch.allclose(net(x, labels, torch.randn(2, 8)), plain)
+    with pytest.raises(ValueError, match=r"film embedding: expected shape \[2, 8\], got \[2, 7\]"):
+        net(x, labels, torch.zeros(2, 7))
 
 
 @pytest.mark.parametrize(("channels", "groups"), [(8, 2), (12, 3), (16, 4), (128, 32), (256, 32), (6, 1)])

@@ -20,10 +20,49 @@ class ModelSpec(StrictModel):
     temporal_steps: int = Field(default=1, ge=1)
     lr_shape: tuple[int, int]
     hr_shape: tuple[int, int]
-    use_context_encoder: bool = False
-    use_rain_gate: bool = False
-    use_film_vars: bool = False
-    use_film_doy: bool = False
+    use_context_encoder: bool = Field(
+        default=False,
+        description="Encode the LR context region (cond_context) into a vector that modulates every residual "
+        "block through FiLM; needs context_shape.",
+    )
+    use_rain_gate: bool = Field(
+        default=False,
+        description="Add the RainGate head (P(target > rain_gate_threshold) per HR pixel); needs "
+        "rain_gate_threshold.",
+    )
+    use_film_vars: bool = Field(
+        default=False, description="FiLM embedding of the target variables' labels; needs num_var_labels."
+    )
+    use_film_doy: bool = Field(
+        default=False,
+        description="FiLM embedding of the time features (day of year, hour); needs n_time_features.",
+    )
+    n_time_features: int = Field(
+        default=0,
+        ge=0,
+        description="Time features per sample (FeatureSpec.n_time_features) read by the day-of-year FiLM; > 0 "
+        "exactly when use_film_doy.",
+    )
+    context_shape: tuple[int, int] | None = Field(
+        default=None,
+        description="LR context region (rows, cols) for a sample of lr_shape: lr_shape + 2 * margin on each "
+        "axis; set exactly when use_context_encoder.",
+    )
+    context_channels: int = Field(
+        default=32, ge=4, description="Width of the context encoder's convolutions."
+    )
+    num_var_labels: int | None = Field(
+        default=None,
+        ge=1,
+        description="Size of the variable-label vocabulary (labels 0..num_var_labels-1); set exactly when "
+        "use_film_vars.",
+    )
+    rain_gate_threshold: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="A target pixel is wet where its physical value exceeds this (target units, e.g. mm h-1); "
+        "set exactly when use_rain_gate.",
+    )
     model_channels: int = Field(default=32, ge=4)
     channel_mult: tuple[int, ...] = Field(default=(1, 2, 2), min_length=1)
     num_blocks: int = Field(default=1, ge=1, description="Residual blocks per resolution level.")
@@ -47,10 +86,73 @@ class ModelSpec(StrictModel):
                 raise ValueError(f"attn_resolutions level {level} outside 0..{len(self.channel_mult) - 1}")
         return self
 
+    @model_validator(mode="after")
+    def _integer_factor(self) -> ModelSpec:
+        # The conditioning is upsampled by this factor from whatever LR size a batch has (patches in
+        # training, the full domain in generation), so it must be one integer shared by both axes.
+        lr_h, lr_w = self.lr_shape
+        factor = self.hr_shape[0] // lr_h if lr_h > 0 else 0
+        if factor < 1 or (lr_h * factor, lr_w * factor) != tuple(self.hr_shape):
+            raise ValueError(
+                f"hr_shape {self.hr_shape} is not an integer factor times lr_shape {self.lr_shape} on both axes"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _feature_inputs(self) -> ModelSpec:
+        # Each optional feature names the input size it needs; an input size without its feature would be
+        # silently ignored, so both directions are errors.
+        if self.use_film_doy != (self.n_time_features > 0):
+            raise ValueError(
+                f"use_film_doy={self.use_film_doy} needs n_time_features > 0 exactly when it is on, got "
+                f"{self.n_time_features}; set n_time_features to FeatureSpec.n_time_features (time_features "
+                f"doy/hour) or turn use_film_doy off"
+            )
+        if self.use_film_vars != (self.num_var_labels is not None):
+            raise ValueError(
+                f"use_film_vars={self.use_film_vars} needs num_var_labels set exactly when it is on, got "
+                f"{self.num_var_labels}"
+            )
+        if self.use_rain_gate != (self.rain_gate_threshold is not None):
+            raise ValueError(
+                f"use_rain_gate={self.use_rain_gate} needs rain_gate_threshold set exactly when it is on, got "
+                f"{self.rain_gate_threshold}"
+            )
+        if self.use_context_encoder != (self.context_shape is not None):
+            raise ValueError(
+                f"use_context_encoder={self.use_context_encoder} needs context_shape set exactly when it is "
+                f"on, got {self.context_shape}"
+            )
+        if self.context_shape is not None:
+            margins = [(c - lr) / 2 for c, lr in zip(self.context_shape, self.lr_shape, strict=True)]
+            if margins[0] != margins[1] or margins[0] < 1 or not margins[0].is_integer():
+                raise ValueError(
+                    f"context_shape {self.context_shape} must be lr_shape {self.lr_shape} + 2 * margin on "
+                    f"both axes with one integer margin >= 1 (FeatureSpec.context_margin)"
+                )
+        return self
+
     @property
     def in_channels(self) -> int:
         """Channels fed to the UNet besides the noisy target."""
         return self.in_dynamic_channels * self.temporal_steps + self.in_static_channels
+
+    @property
+    def factor(self) -> int:
+        """HR cells per LR cell along each axis."""
+        return self.hr_shape[0] // self.lr_shape[0]
+
+    @property
+    def context_margin(self) -> int:
+        """LR cells the context region adds on each side of the sample's LR box (0 without a context)."""
+        if self.context_shape is None:
+            return 0
+        return (self.context_shape[0] - self.lr_shape[0]) // 2
+
+    @property
+    def uses_film(self) -> bool:
+        """Whether any per-sample embedding (context, variable labels, time) modulates the network."""
+        return self.use_context_encoder or self.use_film_vars or self.use_film_doy
 
 
 class FeatureSpec(StrictModel):

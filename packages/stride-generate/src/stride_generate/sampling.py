@@ -14,7 +14,14 @@ from stride_core.errors import ArtifactError
 from stride_core.progress import get_logger
 from stride_core.transforms import VariableTransforms
 from stride_generate.config import GenerateConfig
-from stride_model import assemble_condition, build_model, load_into, sample_ensemble
+from stride_model import (
+    ConditionedModel,
+    apply_rain_gate,
+    assemble_conditioning,
+    build_model,
+    load_into,
+    sample_ensemble,
+)
 
 log = get_logger("stride-generate")
 
@@ -76,9 +83,11 @@ def sample_dates(
         cond_dynamic, np.broadcast_to(cond_static, (len(cond_dynamic), *cond_static.shape))
     )
     assert static is not None
-    condition = assemble_condition(
-        torch.from_numpy(dynamic).to(device), torch.from_numpy(np.ascontiguousarray(static)).to(device), spec
-    )
+    batch = {
+        "cond_dynamic": torch.from_numpy(dynamic).to(device),
+        "cond_static": torch.from_numpy(np.ascontiguousarray(static)).to(device),
+    }
+    condition = assemble_conditioning(batch, spec)
     if spec.kind == "regression":
         prediction = model(condition)[:, None]
     else:
@@ -99,4 +108,8 @@ def sample_dates(
             batch_size=config.batch_size,
         )
     model_space = prediction.float().cpu().numpy()
-    return transforms.inverse_target(model_space)
+    physical = transforms.inverse_target(model_space)
+    if spec.use_rain_gate and isinstance(model, ConditionedModel):
+        wet_logits = model.rain_gate_logits(condition).cpu()
+        physical = apply_rain_gate(torch.from_numpy(physical), wet_logits).numpy()
+    return physical

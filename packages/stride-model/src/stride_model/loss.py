@@ -8,16 +8,47 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-Denoiser = Callable[[Tensor, Tensor, Tensor], Tensor]
+from stride_model.conditioning import Conditioning
+from stride_model.rain_gate import rain_gate_bce
+
+Denoiser = Callable[[Tensor, Tensor, Conditioning], Tensor]
 
 
 @dataclass(frozen=True)
 class LossOutput:
-    """Scalar loss to backpropagate, plus per-sample losses and their noise levels for logging."""
+    """Scalar loss to backpropagate, plus per-sample losses and their noise levels for logging.
+
+    loss is the masked mean of the EDM (or MSE) term plus gate_weight times the RainGate's masked-mean BCE
+    (gate_loss) when the model has a gate. per_sample holds the EDM (or MSE) term only, per sample;
+    gate_per_sample the unweighted BCE per sample.
+    """
 
     loss: Tensor
     per_sample: Tensor
     sigma: Tensor
+    gate_loss: Tensor | None = None
+    gate_per_sample: Tensor | None = None
+    gate_weight: float = 0.0
+
+    @property
+    def objective_per_sample(self) -> Tensor:
+        """Per sample, the term `loss` averages: per_sample + gate_weight * gate_per_sample."""
+        if self.gate_per_sample is None:
+            return self.per_sample
+        return self.per_sample + self.gate_weight * self.gate_per_sample
+
+    def with_rain_gate(self, logits: Tensor, wet: Tensor, mask: Tensor | None, weight: float) -> LossOutput:
+        """This loss plus weight x the RainGate's BCE of logits against wet, over the same valid pixels."""
+        valid = _valid_mask(wet, mask)
+        gate_loss, gate_per_sample = masked_mean(rain_gate_bce(logits, wet), valid)
+        return LossOutput(
+            loss=self.loss + weight * gate_loss,
+            per_sample=self.per_sample,
+            sigma=self.sigma,
+            gate_loss=gate_loss,
+            gate_per_sample=gate_per_sample,
+            gate_weight=weight,
+        )
 
 
 def _valid_mask(target: Tensor, mask: Tensor | None) -> Tensor:
@@ -30,7 +61,7 @@ def _valid_mask(target: Tensor, mask: Tensor | None) -> Tensor:
     return mask.to(target.device)
 
 
-def _masked_reduce(per_element: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+def masked_mean(per_element: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
     """Mean over valid elements, overall and per sample; a sample with no valid element scores 0."""
     # where() rather than multiply: 0 * inf (a wild prediction at an invalid pixel) would still be NaN.
     per_element = torch.where(valid, per_element, torch.zeros_like(per_element))
@@ -59,11 +90,11 @@ class EDMLoss:
         self,
         denoiser: Denoiser,
         target: Tensor,
-        condition: Tensor,
+        cond: Conditioning,
         mask: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> LossOutput:
-        """Loss of denoiser(target + n, sigma, condition); mask (bool, True = valid) drops missing pixels.
+        """Loss of denoiser(target + n, sigma, cond); mask (bool, True = valid) drops missing pixels.
 
         Without a mask every element counts, so a NaN target gives a NaN loss rather than a silent skip.
         """
@@ -75,20 +106,24 @@ class EDMLoss:
         sigma = (rnd_normal * self.P_std + self.P_mean).exp()
         weight = (sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2
         n = _randn(tuple(y.shape), y, generator) * sigma
-        D_yn = denoiser(y + n, sigma.flatten(), condition)
-        loss, per_sample = _masked_reduce(weight * (D_yn - y) ** 2, valid)
+        D_yn = denoiser(y + n, sigma.flatten(), cond)
+        loss, per_sample = masked_mean(weight * (D_yn - y) ** 2, valid)
         return LossOutput(loss=loss, per_sample=per_sample, sigma=sigma.flatten())
 
 
 def regression_loss(
-    model: Callable[[Tensor], Tensor],
+    model: Callable[[Conditioning], Tensor],
     target: Tensor,
-    condition: Tensor,
+    cond: Conditioning,
     mask: Tensor | None = None,
 ) -> LossOutput:
-    """Masked mean squared error of model(condition); sigma is reported as zeros."""
+    """Masked mean squared error of model(cond); sigma is reported as zeros."""
+    return regression_output(model(cond), target, mask)
+
+
+def regression_output(prediction: Tensor, target: Tensor, mask: Tensor | None = None) -> LossOutput:
+    """Masked mean squared error of a regression model's prediction; sigma is reported as zeros."""
     valid = _valid_mask(target, mask)
     y = torch.where(valid, target, torch.zeros_like(target))
-    prediction = model(condition)
-    loss, per_sample = _masked_reduce((prediction - y) ** 2, valid)
+    loss, per_sample = masked_mean((prediction - y) ** 2, valid)
     return LossOutput(loss=loss, per_sample=per_sample, sigma=target.new_zeros(target.shape[0]))

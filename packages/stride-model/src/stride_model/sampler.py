@@ -9,9 +9,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from stride_model.conditioning import Conditioning
 from stride_model.schedule import karras_sigmas
 
-Denoiser = Callable[[Tensor, Tensor, Tensor], Tensor]
+Denoiser = Callable[[Tensor, Tensor, Conditioning], Tensor]
 StepCallback = Callable[[int, float, Tensor], None]
 
 
@@ -19,7 +20,7 @@ def edm_heun_sampler(
     denoiser: Denoiser,
     latents: Tensor,
     sigmas: Tensor,
-    condition: Tensor,
+    cond: Conditioning,
     *,
     S_churn: float = 0.0,
     S_min: float = 0.0,
@@ -31,7 +32,8 @@ def edm_heun_sampler(
     """Integrate from sigmas[0] to sigmas[-1] (normally 0) with EDM Algorithm 2.
 
     latents are unit-variance noise [B, C, H, W], scaled here by sigmas[0]. The x updates run in
-    float64; the denoiser sees float32 x, a float32 sigma of shape [B] and the condition.
+    float64; the denoiser sees float32 x, a float32 sigma of shape [B] and cond (moved to the latents'
+    device).
     callback(i, t_cur, x) is called after step i with the state x at sigmas[i + 1].
     Returns x at sigmas[-1] in the latents' dtype.
     """
@@ -41,13 +43,13 @@ def edm_heun_sampler(
         )
     # Python floats (float64) for the noise levels: exact arithmetic and no device syncs in the loop.
     t_steps = [float(t) for t in sigmas.to(torch.float64)]
-    condition = condition.to(device=latents.device, dtype=torch.float32)
+    cond = cond.to(latents.device)
     batch = latents.shape[0]
     num_steps = len(t_steps) - 1
 
     def D(x: Tensor, sigma: float) -> Tensor:
         sigma_batch = torch.full((batch,), sigma, dtype=torch.float32, device=x.device)
-        return denoiser(x.to(torch.float32), sigma_batch, condition).to(torch.float64)
+        return denoiser(x.to(torch.float32), sigma_batch, cond).to(torch.float64)
 
     with torch.no_grad():
         x_next = latents.to(torch.float64) * t_steps[0]
@@ -135,7 +137,7 @@ def _seed_table(seeds: Sequence[int] | Sequence[Sequence[int]], batch: int) -> l
 
 def sample_ensemble(
     denoiser: Denoiser,
-    condition: Tensor,
+    cond: Conditioning,
     seeds: Sequence[int] | Sequence[Sequence[int]],
     out_channels: int,
     *,
@@ -151,16 +153,14 @@ def sample_ensemble(
     generator_device: torch.device | str = "cpu",
     callback: StepCallback | None = None,
 ) -> Tensor:
-    """Sample an ensemble [B, M, out_channels, H, W] for each of the B conditions [B, in_ch, H, W].
+    """Sample an ensemble [B, M, out_channels, H, W] for each of the B samples of cond (H, W: cond.image's).
 
     seeds is either M seeds shared by every condition, or B lists of M seeds (seeds[b][k] for member k of
     condition b; use this to avoid reusing the same noise across conditions). Each member's output
     depends only on its condition and seed, so batch_size (items per sampler call, default all B*M)
     changes speed and memory, not results.
     """
-    if condition.ndim != 4:
-        raise ValueError(f"condition: expected [B, in_channels, H, W], got {list(condition.shape)}")
-    batch, _, height, width = condition.shape
+    batch, _, height, width = cond.image.shape
     table = _seed_table(seeds, batch)
     members = len(table[0]) if table else 0
     if members == 0:
@@ -175,15 +175,16 @@ def sample_ensemble(
     for start in range(0, len(flat_seeds), chunk):
         stop = min(start + chunk, len(flat_seeds))
         rng = StackedRandomGenerator(flat_seeds[start:stop], device=generator_device)
-        latents = rng.randn((out_channels, height, width), device=condition.device)
+        device = cond.image.device
+        latents = rng.randn((out_channels, height, width), device=device)
         # Item b * M + k is member k of condition b; index per chunk rather than repeating all conditions.
-        items = torch.arange(start, stop, device=condition.device)
+        items = torch.arange(start, stop, device=device)
         outputs.append(
             edm_heun_sampler(
                 denoiser,
                 latents,
                 sigmas,
-                condition[items // members],
+                cond[items // members],
                 S_churn=S_churn,
                 S_min=S_min,
                 S_max=S_max,

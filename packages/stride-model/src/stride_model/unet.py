@@ -11,10 +11,6 @@ from torch import Tensor, nn
 
 from stride_contracts.checkpoint import ModelSpec
 
-# Features named by ModelSpec that this backbone does not build yet; building silently without them
-# would train a different model than the spec describes.
-_UNSUPPORTED_FLAGS = ("use_context_encoder", "use_rain_gate", "use_film_vars", "use_film_doy")
-
 Resample = Literal["none", "down", "up"]
 
 # Residual branches are summed with their skip and rescaled so activations keep unit variance (DDPM++).
@@ -37,6 +33,12 @@ def _init(module: nn.Conv2d | nn.Linear, scale: float = 1.0) -> None:
         module.weight.mul_(scale)
     if module.bias is not None:
         nn.init.zeros_(module.bias)
+
+
+def embedding_width(spec: ModelSpec) -> int:
+    """Width of the noise embedding, to which the per-sample FiLM embedding is added."""
+    # The sinusoidal embedding pairs cos/sin, so it needs an even width even when model_channels is odd.
+    return spec.model_channels + spec.model_channels % 2
 
 
 def _conv(in_channels: int, out_channels: int, kernel: int, scale: float = 1.0) -> nn.Conv2d:
@@ -137,16 +139,15 @@ class ResBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """DDPM++ UNet: F([noisy target, condition], noise_label) -> [B, out_channels, H, W]."""
+    """DDPM++ UNet: F([noisy target, condition image], noise_label, film) -> [B, out_channels, H, W].
+
+    `film` (optional, [B, embedding_width(spec)]) is added to the noise embedding, so it modulates every
+    residual block through the block's scale and shift; the context, variable-label and time embeddings
+    (stride_model.film) reach the network this way.
+    """
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
-        enabled = [flag for flag in _UNSUPPORTED_FLAGS if getattr(spec, flag)]
-        if enabled:
-            raise ValueError(
-                f"ModelSpec sets {', '.join(f'{flag}=True' for flag in enabled)}, which stride_model.UNet "
-                "does not implement yet; set them to False"
-            )
         self.spec = spec
         self.out_channels = spec.out_channels
         self.input_channels = spec.out_channels + spec.in_channels
@@ -155,8 +156,7 @@ class UNet(nn.Module):
         emb_channels = base * 4
         attn_levels = set(spec.attn_resolutions)
 
-        # The sinusoidal embedding pairs cos/sin, so it needs an even width even when model_channels is odd.
-        noise_channels = base + base % 2
+        noise_channels = self.embedding_width = embedding_width(spec)
         self.noise_embed = PositionalEmbedding(noise_channels)
         self.map0 = nn.Linear(noise_channels, emb_channels)
         self.map1 = nn.Linear(emb_channels, emb_channels)
@@ -196,7 +196,7 @@ class UNet(nn.Module):
         self.conv_out = _conv(cout, spec.out_channels, 3)
         nn.init.zeros_(self.conv_out.weight)
 
-    def forward(self, x: Tensor, noise_labels: Tensor) -> Tensor:
+    def forward(self, x: Tensor, noise_labels: Tensor, film: Tensor | None = None) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.input_channels:
             raise ValueError(
                 f"UNet input: expected [B, {self.input_channels}, H, W] "
@@ -214,7 +214,15 @@ class UNet(nn.Module):
                 f"UNet noise_labels: expected shape [{x.shape[0]}], got {list(noise_labels.shape)}"
             )
 
-        emb = F.silu(self.map0(self.noise_embed(noise_labels)))
+        emb = self.noise_embed(noise_labels)
+        if film is not None:
+            if film.shape != emb.shape:
+                raise ValueError(
+                    f"UNet film embedding: expected shape {list(emb.shape)}, got {list(film.shape)}"
+                )
+            # Added before the embedding MLP (as EDM adds class labels), so it can interact with the noise level.
+            emb = emb + film
+        emb = F.silu(self.map0(emb))
         emb = F.silu(self.map1(emb))
 
         x = self.conv_in(x)

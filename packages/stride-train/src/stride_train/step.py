@@ -21,12 +21,14 @@ AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bf
 
 @dataclass(frozen=True)
 class StepResult:
-    """Detached outputs of a step: this rank's loss term, its per-sample losses and noise levels, grad norm."""
+    """Detached outputs of a step: this rank's loss term, its per-sample losses and noise levels, grad norm,
+    and the RainGate's BCE on this rank's share (None without a gate)."""
 
     loss_term: Tensor
     per_sample: Tensor
     sigma: Tensor
     grad_norm: Tensor
+    gate_loss: Tensor | None = None
 
 
 class TrainStep:
@@ -34,6 +36,7 @@ class TrainStep:
 
     Autocast covers the forward pass only; stride_model's EDM preconditioning and the loss stay float32.
     fp16 scales the loss with a GradScaler (its skipped steps still update the EMA, as the weights stand).
+    With spec.use_rain_gate the loss adds rain_gate_weight x the gate's BCE (batches must carry 'wet').
     """
 
     def __init__(
@@ -49,11 +52,13 @@ class TrainStep:
         compile: bool = False,
         grad_clip: float | None = None,
         world: World | None = None,
+        rain_gate_weight: float = 1.0,
     ) -> None:
         self.world = world or World()
         self.device = next(model.parameters()).device
         self.model, self.spec, self.loss_fn, self.optimizer, self.ema = model, spec, loss_fn, optimizer, ema
         self.grad_clip = grad_clip or math.inf
+        self.rain_gate_weight = rain_gate_weight
         self.autocast_dtype = AUTOCAST_DTYPES[precision]
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
@@ -86,7 +91,15 @@ class TrainStep:
             dtype=self.autocast_dtype or torch.float32,
             enabled=self.autocast_dtype is not None,
         ):
-            out = model_loss(self.network, self.spec, self.loss_fn, batch, draws, self.memory_format)
+            out = model_loss(
+                self.network,
+                self.spec,
+                self.loss_fn,
+                batch,
+                draws,
+                self.memory_format,
+                rain_gate_weight=self.rain_gate_weight,
+            )
             loss = global_mean_term(out, batch["mask"], global_valid, self.world.world_size)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -96,4 +109,7 @@ class TrainStep:
         self.scaler.update()
         if self.ema is not None:
             self.ema.update(self.model, global_batch, samples_seen)
-        return StepResult(loss.detach(), out.per_sample.detach(), out.sigma.detach(), grad_norm.detach())
+        gate_loss = None if out.gate_loss is None else out.gate_loss.detach()
+        return StepResult(
+            loss.detach(), out.per_sample.detach(), out.sigma.detach(), grad_norm.detach(), gate_loss
+        )
