@@ -137,12 +137,21 @@ def test_regression_checkpoint_gives_one_member(tmp_path: Path) -> None:
     assert xr.open_zarr(tmp_path / "r.zarr")["members"].shape[1] == 1
 
 
+def test_a_larger_domain_with_the_same_factor_is_sampled_whole(
+    inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    write_synthetic_dataset(tmp_path / "larger.zarr", height=32, width=48)
+    assert generate((inputs[0], tmp_path / "larger.zarr"), tmp_path / "x.zarr") == 0
+    members = xr.open_zarr(tmp_path / "x.zarr")["members"]
+    assert members.shape[-2:] == (32, 48) and np.isfinite(members.values).all()
+
+
 def test_incompatible_dataset(
     inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_synthetic_dataset(tmp_path / "other.zarr", height=32, width=48)
+    write_synthetic_dataset(tmp_path / "other.zarr", factor=2)
     assert generate((inputs[0], tmp_path / "other.zarr"), tmp_path / "x.zarr") == 2
-    assert "differs from the checkpoint's" in capsys.readouterr().err
+    assert "factor 2 differs from the checkpoint's 4" in capsys.readouterr().err
 
 
 def test_best_or_last_weights(

@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 import torch
@@ -23,6 +24,8 @@ def test_inline_evaluation_logs_scores_and_never_changes_training(
         "inline_eval.dates=2",
         "--set",
         "inline_eval.sampler_steps=3",
+        "--set",
+        'inline_eval.perturbations=[{"variable": "t2m", "add": 2.0}]',
     ]
     assert main([*tiny_args, *STEPS, "--out", str(tmp_path / "plain" / "ckpt")]) == 0
     assert main([*tiny_args, *STEPS, *inline, "--out", str(tmp_path / "inline" / "ckpt")]) == 0
@@ -42,3 +45,13 @@ def test_inline_evaluation_logs_scores_and_never_changes_training(
     crps = client.get_metric_history(run.info.run_id, "inline.t2m.crps")
     assert [m.step for m in crps] == [2, 4] and all(0 < m.value < 50 for m in crps)
     assert "inline.t2m.spread_skill" in run.data.metrics
+    # The perturbation diagnostic imposes exactly +2 K on the LR input and logs the HR response beside it.
+    assert abs(run.data.metrics["perturb.t2m.imposed"] - 2.0) < 1e-3
+    assert math.isfinite(run.data.metrics["perturb.t2m.response"])
+    metrics = run.data.metrics
+    assert math.isclose(
+        metrics["perturb.t2m.ratio"], metrics["perturb.t2m.response"] / metrics["perturb.t2m.imposed"]
+    )
+    # And a quicklook of the first validation date is recorded against the run at each evaluation.
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "inline/step_0000004")}
+    assert artifacts == {"inline/step_0000004/quicklook_t2m.png"}

@@ -6,14 +6,22 @@ from pathlib import Path
 import torch
 import zarr
 
-from stride_contracts import CheckpointManifest, ModelSpec, StatsManifest, StatsRow
-from stride_core.artifacts import read_manifest_folder, read_parquet_artifact
-from stride_core.splits import load_split
+from stride_contracts import (
+    CheckpointManifest,
+    DatasetManifest,
+    FeatureSpec,
+    ModelSpec,
+    StatsManifest,
+    StatsRow,
+)
+from stride_contracts.dataset import DATASET_ARRAYS
+from stride_core.artifacts import open_zarr_artifact, read_manifest_folder, read_parquet_artifact
 from stride_core.transforms import VariableTransforms
 from stride_core.variables import VariableRegistry
 from stride_model import EDMLoss, build_model, load_weights
+from stride_model.adapter import DownscalingDataset
 from stride_train.cli import main
-from stride_train.data import build_transform_set, to_model_space
+from stride_train.data import build_transform_set
 from stride_train.validation import BestWeights, Validator
 
 SPEC = ModelSpec(
@@ -31,9 +39,9 @@ SPEC = ModelSpec(
 def test_validation_loss_depends_on_the_weights_alone(synthetic_inputs: tuple[Path, Path]) -> None:
     dataset, stats_path = synthetic_inputs
     stats, _ = read_parquet_artifact(stats_path, StatsManifest, StatsRow)
-    arrays = load_split(dataset, "val")
-    transforms = VariableTransforms(build_transform_set(stats, arrays, VariableRegistry.load(None), {}))
-    val = to_model_space(arrays, transforms)
+    _, manifest = open_zarr_artifact(dataset, DatasetManifest, DATASET_ARRAYS)
+    transforms = VariableTransforms(build_transform_set(stats, manifest, VariableRegistry.load(None), {}))
+    val = DownscalingDataset(dataset, "val", transforms, FeatureSpec(), in_memory=True)
     torch.manual_seed(0)
     model = build_model(SPEC).eval()
     for parameter in model.parameters():

@@ -23,6 +23,8 @@ class SplitArrays:
 
     manifest: DatasetManifest
     times: pd.DatetimeIndex
+    time_index: NDArray[np.int64]
+    """Positions of these times on the store's time axis."""
     target: NDArray[np.float32]
     cond_dynamic: NDArray[np.float32]
     cond_static: NDArray[np.float32]
@@ -30,11 +32,25 @@ class SplitArrays:
     """Spatial coordinates by name, with their dims: lat/lon (1-D or 2-D), x/y when projected, and the LR ones."""
 
 
-def load_split(path: Path, split: str, *, every: int = 1, limit: int | None = None) -> SplitArrays:
-    """Read the time steps of `split` (every `every`-th, at most `limit`), checking shapes against the manifest."""
+def load_split(
+    path: Path,
+    split: str,
+    *,
+    every: int = 1,
+    limit: int | None = None,
+    among: NDArray[np.int64] | None = None,
+) -> SplitArrays:
+    """Read the time steps of `split` (every `every`-th, at most `limit`), checking shapes against the manifest.
+
+    `among` restricts the choice to these store time indices (e.g. the anchors that have a full window of
+    stacked steps) before `every` and `limit` apply.
+    """
     dataset, manifest = open_zarr_artifact(path, DatasetManifest, DATASET_ARRAYS)
     codes = load_variable(dataset, "split", path).values
-    index = np.flatnonzero(codes == SPLIT_CODES[split])[::every][:limit]
+    index = np.flatnonzero(codes == SPLIT_CODES[split])
+    if among is not None:
+        index = np.intersect1d(index, among)
+    index = index[::every][:limit]
     if index.size == 0:
         raise ArtifactError(
             f"{path}: split '{split}' has no time steps; rebuild the dataset with splits.{split}"
@@ -43,6 +59,7 @@ def load_split(path: Path, split: str, *, every: int = 1, limit: int | None = No
     arrays = SplitArrays(
         manifest=manifest,
         times=pd.DatetimeIndex(subset["time"].values),
+        time_index=index.astype(np.int64),
         target=load_variable(subset, "target", path).values.astype(np.float32),
         cond_dynamic=load_variable(subset, "cond_dynamic", path).values.astype(np.float32),
         cond_static=load_variable(subset, "cond_static", path).values.astype(np.float32),

@@ -19,6 +19,7 @@ from stride_core.tracking import RunContext
 from stride_core.transforms import VariableTransforms
 from stride_generate.config import GenerateConfig
 from stride_generate.sampling import choose_weights, load_model, member_seeds, sample_dates
+from stride_model.adapter import DownscalingDataset, batch_to, collate_samples
 
 log = get_logger("stride-generate")
 
@@ -35,10 +36,19 @@ def check_compatible(checkpoint: CheckpointManifest, arrays: SplitArrays, datase
                 f"the training variables"
             )
     spec = checkpoint.model_spec
-    if tuple(data.grid.hr_shape) != tuple(spec.hr_shape) or tuple(data.grid.lr_shape) != tuple(spec.lr_shape):
+    if data.grid.factor != spec.factor:
         raise ArtifactError(
-            f"{dataset}: grid HR {data.grid.hr_shape} / LR {data.grid.lr_shape} differs from the checkpoint's "
-            f"HR {spec.hr_shape} / LR {spec.lr_shape}"
+            f"{dataset}: HR/LR factor {data.grid.factor} differs from the checkpoint's {spec.factor} "
+            f"(trained on HR {spec.hr_shape} from LR {spec.lr_shape}); build the dataset with coarsen.factor "
+            f"{spec.factor}"
+        )
+    # The network is convolutional, so it runs on the whole domain whatever patch it was trained on, as long
+    # as each level of the UNet halves it exactly.
+    down = 2 ** (len(spec.channel_mult) - 1)
+    if data.grid.hr_shape[0] % down or data.grid.hr_shape[1] % down:
+        raise ArtifactError(
+            f"{dataset}: HR grid {data.grid.hr_shape} is not divisible by {down} ({len(spec.channel_mult)} UNet "
+            f"levels); crop the dataset with a region whose HR size divides by {down}"
         )
 
 
@@ -56,8 +66,18 @@ def generation_fingerprint(config: GenerateConfig, checkpoint: CheckpointManifes
 def run_generate(config: GenerateConfig, run: RunContext) -> None:
     checkpoint = read_manifest_folder(config.checkpoint, CheckpointManifest)
     run.record_input("checkpoint", config.checkpoint, checkpoint)
-    every = config.date_stride
-    arrays = load_split(config.dataset, config.split, every=every, limit=config.max_dates)
+    transforms = VariableTransforms(checkpoint.transforms)
+    # The adapter builds each date's inputs exactly as in training (stacked steps, time features, context);
+    # its anchors are the dates that have them, and load_split reads the same dates in physical units.
+    adapter = DownscalingDataset(config.dataset, config.split, transforms, checkpoint.features)
+    arrays = load_split(
+        config.dataset,
+        config.split,
+        every=config.date_stride,
+        limit=config.max_dates,
+        among=adapter.windows.anchors,
+    )
+    samples = np.searchsorted(adapter.windows.anchors, arrays.time_index)
     run.record_input("dataset", config.dataset, arrays.manifest)
     check_compatible(checkpoint, arrays, config.dataset)
     members = 1 if checkpoint.model_spec.kind == "regression" else config.members
@@ -73,7 +93,6 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
     model = load_model(config.checkpoint, checkpoint, weights.file, device)
     log.info("sampling with %s (%s weights of step %d)", weights.file, weights.kind, weights.step)
     run.set_tags({"stride.input.checkpoint.weights": weights.file})
-    transforms = VariableTransforms(checkpoint.transforms)
 
     # Each chunk of dates is saved as soon as it is sampled, so a killed job resumes where it stopped.
     folder = open_work_folder(config.output, generation_fingerprint(config, checkpoint))
@@ -86,15 +105,9 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
         if part.is_file():
             continue
         stop = min(start + config.dates_per_chunk, n_dates)
+        batch = collate_samples([adapter[int(i)] for i in samples[start:stop]])
         values = sample_dates(
-            model,
-            checkpoint,
-            transforms,
-            arrays.cond_dynamic[start:stop],
-            arrays.cond_static,
-            seeds[start:stop],
-            config,
-            device,
+            model, checkpoint, transforms, batch_to(batch, device), seeds[start:stop], config
         )
         np.save(folder / f".{part.name}", values)
         (folder / f".{part.name}").replace(part)

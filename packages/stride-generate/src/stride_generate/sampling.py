@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -14,14 +14,8 @@ from stride_core.errors import ArtifactError
 from stride_core.progress import get_logger
 from stride_core.transforms import VariableTransforms
 from stride_generate.config import GenerateConfig
-from stride_model import (
-    ConditionedModel,
-    apply_rain_gate,
-    assemble_conditioning,
-    build_model,
-    load_into,
-    sample_ensemble,
-)
+from stride_model import assemble_conditioning, build_model, load_into
+from stride_model.members import physical_members
 
 log = get_logger("stride-generate")
 
@@ -71,45 +65,26 @@ def sample_dates(
     model: torch.nn.Module,
     manifest: CheckpointManifest,
     transforms: VariableTransforms,
-    cond_dynamic: np.ndarray,
-    cond_static: np.ndarray,
+    batch: dict[str, Any],
     seeds: list[list[int]],
     config: GenerateConfig,
-    device: torch.device,
 ) -> np.ndarray:
-    """Members [dates, members, C_out, H, W] in physical units for physical LR conditioning [dates, C, h, w]."""
+    """Members [dates, members, C_out, H, W] in physical units for a contract-A batch of whole-domain dates."""
     spec = manifest.model_spec
-    dynamic, static = transforms.forward_conditioning(
-        cond_dynamic, np.broadcast_to(cond_static, (len(cond_dynamic), *cond_static.shape))
+    settings = config.sampler
+    return physical_members(
+        model,
+        spec,
+        assemble_conditioning(batch, spec),
+        seeds,
+        transforms,
+        num_steps=settings.steps,
+        sigma_min=settings.sigma_min,
+        sigma_max=settings.sigma_max,
+        rho=settings.rho,
+        S_churn=settings.S_churn,
+        S_min=settings.S_min,
+        S_max=settings.S_max,
+        S_noise=settings.S_noise,
+        batch_size=config.batch_size,
     )
-    assert static is not None
-    batch = {
-        "cond_dynamic": torch.from_numpy(dynamic).to(device),
-        "cond_static": torch.from_numpy(np.ascontiguousarray(static)).to(device),
-    }
-    condition = assemble_conditioning(batch, spec)
-    if spec.kind == "regression":
-        prediction = model(condition)[:, None]
-    else:
-        settings = config.sampler
-        prediction = sample_ensemble(
-            model,
-            condition,
-            seeds,
-            spec.out_channels,
-            num_steps=settings.steps,
-            sigma_min=settings.sigma_min,
-            sigma_max=settings.sigma_max,
-            rho=settings.rho,
-            S_churn=settings.S_churn,
-            S_min=settings.S_min,
-            S_max=settings.S_max,
-            S_noise=settings.S_noise,
-            batch_size=config.batch_size,
-        )
-    model_space = prediction.float().cpu().numpy()
-    physical = transforms.inverse_target(model_space)
-    if spec.use_rain_gate and isinstance(model, ConditionedModel):
-        wet_logits = model.rain_gate_logits(condition).cpu()
-        physical = apply_rain_gate(torch.from_numpy(physical), wet_logits).numpy()
-    return physical

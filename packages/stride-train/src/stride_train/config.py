@@ -7,12 +7,30 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from stride_contracts.checkpoint import FeatureSpec
 from stride_core.config import StrictConfig
+from stride_core.patches import RainWeighting
 from stride_core.variables import TransformKind
 
 
+class RainGateConfig(StrictConfig):
+    """The RainGate head: P(target > threshold) per HR pixel, trained with a BCE term beside the main loss."""
+
+    threshold: float = Field(
+        ge=0,
+        allow_inf_nan=False,
+        description="Wet where the physical target exceeds this, in the target's units (e.g. 0.1 mm h-1).",
+    )
+    weight: float = Field(
+        default=1.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Weight of the BCE term next to the EDM (or MSE) loss.",
+    )
+
+
 class ModelConfig(StrictConfig):
-    """Network size and kind; channel counts and shapes come from the data, never from here."""
+    """Network size, kind and optional parts; channel counts and shapes come from the data, never from here."""
 
     kind: Literal["edm", "regression"] = "edm"
     model_channels: int = Field(default=32, ge=4, le=1024)
@@ -20,6 +38,20 @@ class ModelConfig(StrictConfig):
     num_blocks: int = Field(default=1, ge=1, le=8)
     attn_resolutions: tuple[int, ...] = (2,)
     dropout: float = Field(default=0.0, ge=0, lt=1)
+    context_encoder: bool = Field(
+        default=False,
+        description="Encode the LR context region around each sample into a FiLM vector (needs a context margin "
+        "in the features).",
+    )
+    context_channels: int = Field(default=32, ge=4, le=512, description="Width of the context encoder.")
+    film_vars: bool = Field(default=False, description="FiLM embedding of the target variables' labels.")
+    film_doy: bool = Field(
+        default=False,
+        description="FiLM embedding of the time features (needs time_features in the features).",
+    )
+    rain_gate: RainGateConfig | None = Field(
+        default=None, description="RainGate head and its BCE term; None leaves it out."
+    )
 
     @model_validator(mode="after")
     def _attention_levels_exist(self) -> ModelConfig:
@@ -85,6 +117,22 @@ class LoopConfig(StrictConfig):
     )
 
 
+class PerturbationConfig(StrictConfig):
+    """Change LR input `variable` to scale * x + add (physical units) and log the HR response against it."""
+
+    variable: str
+    add: float = Field(default=0.0, allow_inf_nan=False, description="E.g. 2.0 for +2 K of temperature.")
+    scale: float = Field(
+        default=1.0, gt=0, allow_inf_nan=False, description="E.g. 1.2 for +20% precipitation."
+    )
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> PerturbationConfig:
+        if self.add == 0 and self.scale == 1:
+            raise ValueError(f"perturbation of '{self.variable}' changes nothing: set add or scale")
+        return self
+
+
 class InlineEvalConfig(StrictConfig):
     """Every `every` steps: `members` members for `dates` evenly spaced validation dates."""
 
@@ -93,6 +141,35 @@ class InlineEvalConfig(StrictConfig):
     members: int = Field(default=4, ge=2)
     sampler_steps: int = Field(default=10, ge=2, le=200)
     seed: int = Field(default=1_000_003, ge=0)
+    perturbations: list[PerturbationConfig] = Field(
+        default_factory=list,
+        description="Perturbation-response diagnostics run with each evaluation (same seeds, so noise cancels).",
+    )
+
+
+class DataConfig(StrictConfig):
+    """How samples are drawn from the dataset: features, patches, rain weighting and loader workers."""
+
+    features: FeatureSpec = Field(
+        default_factory=FeatureSpec,
+        description="Temporal stacking, time encodings and context margin; carried in the checkpoint.",
+    )
+    patch: tuple[int, int] | None = Field(
+        default=None,
+        description="HR crop [height, width] at a random position per sample (a multiple of the factor); "
+        "None trains on the whole domain.",
+    )
+    rain_weighting: RainWeighting | None = Field(
+        default=None, description="Draw patch positions weighted towards wet LR boxes."
+    )
+    workers: int = Field(
+        default=0, ge=0, le=64, description="DataLoader worker processes (0: in the main one)."
+    )
+    in_memory: bool | None = Field(
+        default=None,
+        description="Load the splits into memory; None decides by size (up to in_memory_limit_mb).",
+    )
+    in_memory_limit_mb: float = Field(default=2048, gt=0)
 
 
 class TrainConfig(StrictConfig):
@@ -101,6 +178,7 @@ class TrainConfig(StrictConfig):
     dataset: Path
     stats: Path
     output: Path = Path("checkpoint")
+    data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     edm: EDMConfig = EDMConfig()
     optim: OptimConfig = OptimConfig()

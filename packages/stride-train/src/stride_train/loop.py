@@ -21,8 +21,9 @@ from stride_core.progress import get_logger, progress
 from stride_core.resume import open_work_folder, work_folder
 from stride_core.tracking import RunContext
 from stride_model import EMA, EDMLoss, build_model
+from stride_model.adapter import StepBatchSampler, batch_to, make_loader
 from stride_train.config import TrainConfig
-from stride_train.data import ModelSpaceSplit
+from stride_train.data import TrainingData
 from stride_train.distributed import World
 from stride_train.inline_eval import InlineEvaluator
 from stride_train.objective import draw_edm
@@ -83,8 +84,7 @@ def peak_memory_mb(device: torch.device) -> dict[str, float]:
 
 def train(
     spec: ModelSpec,
-    train_data: ModelSpaceSplit,
-    val_data: ModelSpaceSplit | None,
+    data: TrainingData,
     config: TrainConfig,
     run: RunContext,
     world: World | None = None,
@@ -109,9 +109,9 @@ def train(
         model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
     )
     loss_fn = EDMLoss(config.edm.P_mean, config.edm.P_std, config.edm.sigma_data)
-    # Every rank draws the whole global batch from these, in lockstep, and keeps its share.
+    # Every rank draws the whole global batch's noise from this, in lockstep, and keeps its share; the
+    # samples of step s come from StepBatchSampler, a function of (seed, s) alone.
     generator = torch.Generator(device=device).manual_seed(loop.seed)
-    index_generator = torch.Generator().manual_seed(loop.seed)
     best = BestWeights(keep_weights=world.is_main)
 
     fingerprint = training_fingerprint(config.model_dump(mode="json"))
@@ -124,7 +124,6 @@ def train(
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
-        index_generator.set_state(state["index_generator"])
         best.load_state_dict(state["best"])
         start_step = int(state["step"])
         log.info("resuming from step %d (state in %s)", start_step, folder)
@@ -139,12 +138,13 @@ def train(
         compile=loop.compile,
         grad_clip=config.optim.grad_clip,
         world=world,
+        rain_gate_weight=config.model.rain_gate.weight if config.model.rain_gate else 1.0,
     )
     if state is not None and state.get("scaler"):
         step_fn.scaler.load_state_dict(state["scaler"])
     validator = (
         Validator(
-            val_data,
+            data.val,
             spec,
             loss_fn,
             samples=loop.val_samples,
@@ -152,7 +152,7 @@ def train(
             seed=loop.seed,
             world=world,
         )
-        if val_data is not None
+        if data.val is not None
         else None
     )
 
@@ -167,7 +167,6 @@ def train(
                     "optimizer": optimizer.state_dict(),
                     "scaler": step_fn.scaler.state_dict(),
                     "generator": generator.get_state(),
-                    "index_generator": index_generator.get_state(),
                     "best": best.state_dict(),
                 },
             )
@@ -193,23 +192,32 @@ def train(
         loop.precision,
     )
 
-    valid_per_sample = train_data.mask.flatten(1).sum(dim=1)
     mine = world.share(loop.batch_size)
-    sample_shape = tuple(train_data.target.shape[1:])
-    window_loss, window_sigma, window_start, metrics = [], [], time.perf_counter(), {}
+    sample_shape = (spec.out_channels, *data.counts.hr_shape)
+    sampler = StepBatchSampler(
+        len(data.train),
+        loop.batch_size,
+        loop.steps,
+        seed=loop.seed,
+        start_step=start_step,
+        rank=world.rank,
+        world_size=world.world_size,
+    )
+    batches = iter(make_loader(data.train, sampler, config.data.workers, pin_memory=device.type == "cuda"))
+    window_loss, window_sigma, window_gate, window_start, metrics = [], [], [], time.perf_counter(), {}
     steps: Iterable[int] = range(start_step, loop.steps)
     if world.is_main:
         steps = progress(steps, total=loop.steps - start_step, desc="training steps")
     model.train()
     for step in steps:
-        index = torch.randint(len(train_data), (loop.batch_size,), generator=index_generator)
+        batch = batch_to(next(batches), device)
         draws = draw_edm(generator, loop.batch_size, sample_shape) if spec.kind == "edm" else None
         lr = learning_rate(step, config)
         result = step_fn(
-            train_data.batch(index[mine].numpy(), device),
+            batch,
             None if draws is None else draws[mine],
             lr=lr,
-            global_valid=int(valid_per_sample[index].sum()),
+            global_valid=int(world.sum(batch["mask"].sum())),
             global_batch=loop.batch_size,
             samples_seen=(step + 1) * loop.batch_size,
         )
@@ -223,6 +231,8 @@ def train(
             )
         window_loss.append(result.per_sample.float())
         window_sigma.append(result.sigma.float())
+        if result.gate_loss is not None:
+            window_gate.append(result.gate_loss.float().reshape(1))
 
         done = step + 1
         if done % loop.log_every == 0 or done == loop.steps:
@@ -240,8 +250,10 @@ def train(
             }
             if spec.kind == "edm":
                 metrics.update(_loss_per_sigma(losses, sigmas))
+            if window_gate:
+                metrics["rain_gate_bce"] = float(world.gather(torch.cat(window_gate)).mean())
             run.log_metrics(metrics, step=done)
-            window_loss, window_sigma, window_start = [], [], time.perf_counter()
+            window_loss, window_sigma, window_gate, window_start = [], [], [], time.perf_counter()
         if validator is not None and (done % loop.val_every == 0 or done == loop.steps):
             metrics["val_loss_ema"] = validate(done)
             log.info(
@@ -253,8 +265,11 @@ def train(
                 best.step,
             )
         if inline is not None and inline.due(done):
-            scores = inline.evaluate(ema.model)
+            figures_folder = folder / "inline" / f"step_{done:07d}"
+            scores, figures = inline.evaluate(ema.model, figures_folder)
             run.log_metrics(scores, step=done)
+            for figure in figures:
+                run.log_artifact(figure, f"inline/step_{done:07d}")
             log.info(
                 "step %d: inline evaluation %s", done, ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
             )

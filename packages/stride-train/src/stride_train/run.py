@@ -6,19 +6,24 @@ from pydantic import ValidationError
 
 from stride_contracts import CheckpointManifest, DatasetManifest, ModelSpec, StatsManifest, StatsRow
 from stride_contracts.checkpoint import TransformSet
-from stride_contracts.dataset import GridInfo
-from stride_core.artifacts import MANIFEST_FILE, read_parquet_artifact, write_manifest_file
+from stride_contracts.dataset import DATASET_ARRAYS
+from stride_core.artifacts import (
+    MANIFEST_FILE,
+    open_zarr_artifact,
+    read_parquet_artifact,
+    write_manifest_file,
+)
 from stride_core.atomic import atomic_output
 from stride_core.errors import ArtifactError, ConfigError
+from stride_core.features import ChannelCounts
 from stride_core.progress import get_logger
 from stride_core.resume import close_work_folder, work_folder
-from stride_core.splits import load_split
 from stride_core.tracking import RunContext
 from stride_core.transforms import VariableTransforms
 from stride_core.variables import VariableRegistry
 from stride_model import save_weights
 from stride_train.config import TrainConfig
-from stride_train.data import build_transform_set, to_model_space
+from stride_train.data import build_transform_set, open_training_data
 from stride_train.distributed import World, start_world, stop_world
 from stride_train.inline_eval import InlineEvaluator
 from stride_train.loop import StopRequested, TrainResult, train
@@ -27,31 +32,39 @@ log = get_logger("stride-train")
 BEST_EMA_WEIGHTS_FILE = "best_ema_weights.pt"
 
 
-def model_spec_from(
-    config: TrainConfig, grid: GridInfo, n_target: int, n_dynamic: int, n_static: int
-) -> ModelSpec:
-    """The config layer's channel accounting: counts and shapes from the dataset, sizes from the config."""
+def model_spec_from(config: TrainConfig, counts: ChannelCounts) -> ModelSpec:
+    """The config layer's channel accounting: counts and shapes from the adapter, sizes and parts from the config."""
+    model, features = config.model, config.data.features
+    if model.context_encoder and counts.context_shape is None:
+        raise ConfigError(
+            "model.context_encoder needs a context region: set data.features.context_margin > 0"
+        )
+    if model.film_doy and counts.n_time_features == 0:
+        raise ConfigError("model.film_doy needs time features: set data.features.time_features, e.g. [doy]")
     try:
         return ModelSpec(
-            kind=config.model.kind,
-            in_dynamic_channels=n_dynamic,
-            in_static_channels=n_static,
-            out_channels=n_target,
-            temporal_steps=1,
-            lr_shape=grid.lr_shape,
-            hr_shape=grid.hr_shape,
-            model_channels=config.model.model_channels,
-            channel_mult=config.model.channel_mult,
-            num_blocks=config.model.num_blocks,
-            attn_resolutions=config.model.attn_resolutions,
-            dropout=config.model.dropout,
+            kind=model.kind,
+            **counts.model_spec_fields(),
+            use_context_encoder=model.context_encoder,
+            context_shape=counts.context_shape if model.context_encoder else None,
+            context_channels=model.context_channels,
+            use_film_vars=model.film_vars,
+            num_var_labels=counts.num_var_labels if model.film_vars else None,
+            use_film_doy=model.film_doy,
+            n_time_features=counts.n_time_features if model.film_doy else 0,
+            use_rain_gate=model.rain_gate is not None,
+            rain_gate_threshold=model.rain_gate.threshold if model.rain_gate is not None else None,
+            model_channels=model.model_channels,
+            channel_mult=model.channel_mult,
+            num_blocks=model.num_blocks,
+            attn_resolutions=model.attn_resolutions,
+            dropout=model.dropout,
             sigma_data=config.edm.sigma_data,
         )
     except ValidationError as exc:
         problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise ConfigError(
-            f"model: {problem} (dataset {config.dataset} has HR grid {grid.hr_shape})"
-        ) from None
+        shape = f"patch {config.data.patch}" if config.data.patch else f"HR grid {counts.hr_shape}"
+        raise ConfigError(f"model: {problem} (training on {shape}, features {features})") from None
 
 
 def run_train(config: TrainConfig, run: RunContext) -> None:
@@ -71,8 +84,7 @@ def run_train(config: TrainConfig, run: RunContext) -> None:
 
 def _train_and_write(config: TrainConfig, run: RunContext, world: World, stop: StopRequested) -> None:
     stats, stats_manifest = read_parquet_artifact(config.stats, StatsManifest, StatsRow)
-    train_arrays = load_split(config.dataset, "train")
-    manifest = train_arrays.manifest
+    _, manifest = open_zarr_artifact(config.dataset, DatasetManifest, DATASET_ARRAYS)
     run.record_input("dataset", config.dataset, manifest)
     run.record_input("stats", config.stats, stats_manifest)
     if stats_manifest.inputs and stats_manifest.inputs[0].uri != config.dataset.resolve().as_uri():
@@ -83,22 +95,17 @@ def _train_and_write(config: TrainConfig, run: RunContext, world: World, stop: S
         )
 
     registry = VariableRegistry.load(config.variables_file)
-    transform_set = build_transform_set(stats, train_arrays, registry, dict(config.transforms))
+    transform_set = build_transform_set(stats, manifest, registry, dict(config.transforms))
     transforms = VariableTransforms(transform_set)
-    spec = model_spec_from(
-        config, manifest.grid, len(manifest.target), len(manifest.dynamic), len(manifest.static)
-    )
-    train_data = to_model_space(train_arrays, transforms)
-    val_data = (
-        to_model_space(load_split(config.dataset, "val"), transforms) if "val" in manifest.splits else None
-    )
+    data = open_training_data(config, manifest, transforms)
+    spec = model_spec_from(config, data.counts)
 
     inline = None
     if config.inline_eval.every is not None and world.is_main:
-        if val_data is None:
+        if data.val_full is None:
             raise ConfigError("inline_eval needs a 'val' split in the dataset; rebuild it with splits.val")
-        inline = InlineEvaluator(val_data, spec, transforms, config.inline_eval, world.device)
-    result = train(spec, train_data, val_data, config, run, world, stop, inline)
+        inline = InlineEvaluator(data.val_full, spec, transforms, config.inline_eval, world.device, registry)
+    result = train(spec, data, config, run, world, stop, inline)
     if world.is_main:
         _write_checkpoint(config, run, result, spec, transform_set, manifest)
     world.barrier()  # all ranks leave together, once the checkpoint is published
@@ -121,6 +128,7 @@ def _write_checkpoint(
         target=manifest.target,
         dynamic=manifest.dynamic,
         static=manifest.static,
+        features=config.data.features,
         step=result.step,
         best_ema_weights_file=BEST_EMA_WEIGHTS_FILE if best.found else None,
         best_step=best.step,

@@ -17,17 +17,22 @@ from torch import Tensor, nn
 
 from stride_contracts.checkpoint import ModelSpec
 from stride_model import EDMLoss
-from stride_train.data import ModelSpaceSplit
+from stride_model.adapter import DownscalingDataset, FixedKeySampler, batch_to, collate_samples
 from stride_train.distributed import World
 from stride_train.objective import EDMDraws, draw_edm, model_loss
 
 
 class Validator:
-    """Mean per-sample loss on `samples` evenly spaced validation dates, shared out over the ranks."""
+    """Mean per-sample loss on `samples` evenly spaced validation dates, shared out over the ranks.
+
+    Date i is always the same sample: the adapter's key (i, i) fixes its patch, and its noise comes from its
+    own generator, so the loss measures the weights and nothing else. It is the EDM (or MSE) loss alone: a
+    RainGate's BCE is logged beside it, not mixed into checkpoint selection.
+    """
 
     def __init__(
         self,
-        data: ModelSpaceSplit,
+        data: DownscalingDataset,
         spec: ModelSpec,
         loss_fn: EDMLoss,
         *,
@@ -38,30 +43,33 @@ class Validator:
     ) -> None:
         self.data, self.spec, self.loss_fn, self.seed = data, spec, loss_fn, seed
         self.world = world or World()
-        self.dates = np.linspace(0, len(data) - 1, min(samples, len(data))).round().astype(int)
-        self.mine = np.array_split(self.dates, self.world.world_size)[self.world.rank]
-        self.chunk = max(1, batch_size // self.world.world_size)
+        dates = np.unique(np.linspace(0, len(data) - 1, min(samples, len(data))).round().astype(int))
+        self.keys = FixedKeySampler(
+            [(int(date), int(date)) for date in dates],
+            max(1, batch_size // self.world.world_size),
+            rank=self.world.rank,
+            world_size=self.world.world_size,
+        )
 
-    def draws(self, dates: np.ndarray) -> EDMDraws | None:
+    def draws(self, batch: dict[str, Any]) -> EDMDraws | None:
         """Noise for each date from its own CPU generator, the same on every device and in every batch."""
         if self.spec.kind != "edm":
             return None
-        shape = tuple(self.data.target.shape[1:])
+        shape = tuple(batch["target"].shape[1:])
+        dates = [key[0] for key in batch["meta"]["keys"]]
         return EDMDraws.cat(
-            [draw_edm(torch.Generator().manual_seed(self.seed + 1 + int(date)), 1, shape) for date in dates]
+            [draw_edm(torch.Generator().manual_seed(self.seed + 1 + date), 1, shape) for date in dates]
         )
 
     @torch.no_grad()
     def loss(self, model: nn.Module) -> float:
         device = next(model.parameters()).device
         total = torch.zeros(2, dtype=torch.float64, device=device)
-        for start in range(0, len(self.mine), self.chunk):
-            dates = self.mine[start : start + self.chunk]
-            out = model_loss(
-                model, self.spec, self.loss_fn, self.data.batch(dates, device), self.draws(dates)
-            )
+        for keys in self.keys:
+            batch = batch_to(collate_samples([self.data[key] for key in keys]), device)
+            out = model_loss(model, self.spec, self.loss_fn, batch, self.draws(batch))
             total[0] += out.per_sample.to(torch.float64).sum()
-            total[1] += len(dates)
+            total[1] += len(keys)
         total = self.world.sum(total)
         return float(total[0] / total[1])
 
