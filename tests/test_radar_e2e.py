@@ -49,6 +49,22 @@ def radar_chain(tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str
             "optim.warmup_steps=2",
             "--set",
             "training.val_every=3",
+            # The whole data and model feature set: random 48x48 patches drawn towards rain, 3 stacked steps,
+            # hour-of-day encoding, a context region, FiLM embeddings and the RainGate.
+            "--set",
+            "data.patch=[48,48]",
+            "--set",
+            "data.rain_weighting={variable: precip, threshold: 0.1}",
+            "--set",
+            "data.features={temporal_steps: 3, time_features: [hour], context_margin: 2}",
+            "--set",
+            "model.context_encoder=true",
+            "--set",
+            "model.film_doy=true",
+            "--set",
+            "model.film_vars=true",
+            "--set",
+            "model.rain_gate={threshold: 0.1}",
         ],
         generate=["--members", "2", "--steps", "4", "--set", "max_dates=3"],
     )
@@ -88,3 +104,22 @@ def test_training_loss_and_metrics_are_finite_despite_nan(radar_chain: Path) -> 
     metrics = pd.read_parquet(radar_chain / "metrics.parquet")
     assert np.isfinite(metrics["value"]).all()
     assert {"crps", "rmse_mean"} <= set(metrics[metrics["model"] == "bicubic"]["metric"])
+
+
+def test_patch_trained_model_with_every_feature_samples_the_whole_domain(radar_chain: Path) -> None:
+    manifest = json.loads((radar_chain / "checkpoint" / "manifest.json").read_text())
+    spec, features = manifest["model_spec"], manifest["features"]
+    assert features == {
+        "temporal_steps": 3,
+        "temporal_mode": "centred",
+        "temporal_edge": "clamp",
+        "time_features": ["hour"],
+        "context_margin": 2,
+    }
+    # Channel accounting from the adapter: trained on 48x48 HR patches with a 6+2*2 LR context box.
+    assert (spec["hr_shape"], spec["lr_shape"], spec["context_shape"]) == ([48, 48], [6, 6], [10, 10])
+    assert (spec["in_dynamic_channels"], spec["temporal_steps"], spec["n_time_features"]) == (1, 3, 2)
+    assert spec["use_rain_gate"] and spec["rain_gate_threshold"] == 0.1 and spec["num_var_labels"] == 1
+    assert "rain_gate_bce" in manifest["final_metrics"]
+    members = xr.open_zarr(radar_chain / "samples.zarr")["members"]
+    assert members.shape[-2:] == (96, 96)  # generated on the whole region, not a patch
