@@ -32,6 +32,8 @@ class EvalInputs:
     predictions: dict[str, Prediction] = field(default_factory=dict)
     per_date: bool = True
     high_k_fraction: float = 0.5
+    positive_definite: bool = False
+    wet_threshold: float = 0.1
 
     def row(
         self,

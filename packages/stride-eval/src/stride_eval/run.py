@@ -12,6 +12,7 @@ from stride_core.errors import ArtifactError
 from stride_core.metrics import bicubic_upsample
 from stride_core.progress import get_logger
 from stride_core.tracking import RunContext
+from stride_core.variables import VariableRegistry
 from stride_eval.config import EvalConfig
 from stride_eval.families import REGISTRY
 from stride_eval.inputs import EvalInputs, Prediction
@@ -30,6 +31,7 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
     cond = load_variable(samples, "cond_dynamic", config.samples).values
     times = pd.DatetimeIndex(samples["time"].values)
     dynamic_names = [v.name for v in manifest.dynamic]
+    registry = VariableRegistry.load(config.variables_file)
 
     rows: list[MetricRow] = []
     for channel, variable in enumerate(manifest.target):
@@ -48,6 +50,7 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
                 )
             else:
                 log.warning("no LR '%s' among the conditioning: bicubic baseline skipped", variable.name)
+        registry_spec = registry.get(variable.name)  # unknown variables get no occurrence rows
         inputs = EvalInputs(
             variable=variable.name,
             units=variable.units,
@@ -56,6 +59,8 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
             predictions=predictions,
             per_date=config.per_date,
             high_k_fraction=config.high_k_fraction,
+            positive_definite=registry_spec is not None and registry_spec.is_positive_definite,
+            wet_threshold=config.wet_threshold,
         )
         for family in config.families:
             rows += REGISTRY[family](inputs)
