@@ -52,3 +52,14 @@ clean:
 .PHONY: bench-train-step
 bench-train-step: $(STAMP)
 	$(BIN)/python bench/train_step.py
+
+.PHONY: bench-quality
+bench-quality: $(STAMP)
+	$(BIN)/python bench/quality.py $(QUALITY_ARGS)
+
+.PHONY: bench-loader bench-stats
+bench-loader: $(STAMP)
+	$(BIN)/python bench/loader.py
+
+bench-stats: $(STAMP)
+	$(BIN)/python bench/stats.py

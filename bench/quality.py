@@ -1,0 +1,453 @@
+"""Quality bar of issue 4: STRIDE against the regression model and bicubic, on ERA5-UK and on radar.
+
+For each dataset the whole CLI chain runs as subprocesses of the installed tools (.venv/bin/stride-*):
+stride-data build, stride-stats, then for each model (STRIDE's EDM ensemble, the deterministic regression)
+stride-train, stride-generate and stride-eval. Bicubic is read from the STRIDE run's metrics table (stride-eval
+scores it beside the model). Every stage is skipped when its output exists and was made by the same command,
+so an interrupted run resumes; a changed command over an existing output is an error (use another --out).
+Prints a table and writes bench/results/quality.json with the device, git commit, training wall times and the
+pass/fail of each target:
+
+    STRIDE CRPS < 0.8 x bicubic MAE;  STRIDE CRPS < regression MAE;  0.7 <= STRIDE spread-skill <= 1.3
+
+    python bench/quality.py                                  # both datasets -> /tmp/stride-quality
+    python bench/quality.py --datasets radar --threads 1
+    python bench/quality.py --datasets era5_uk --label drop01 --set-train model.dropout=0.1   # an experiment
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs" / "quality"
+RESULTS = ROOT / "bench" / "results" / "quality.json"
+DEFAULT_OUT = Path("/tmp/stride-quality")
+STAGE_RECORD = ".stage.json"
+"""Suffix of the file beside each stage's output that holds its command and wall time."""
+
+CRPS_VS_BICUBIC = 0.8
+SPREAD_SKILL_RANGE = (0.7, 1.3)
+KEYS = ("crps", "mae", "rmse", "mae_pmm", "spread_skill", "spectrum_error")
+"""Per-model keys of the JSON, from these metrics of the long table (None where a metric does not apply)."""
+METRIC_OF_KEY = {
+    "crps": "crps",
+    "mae": "mae_mean",
+    "rmse": "rmse_mean",
+    "mae_pmm": "mae_pmm",
+    "spread_skill": "spread_skill",
+    "spectrum_error": "spectrum_error",
+}
+OCCURRENCE_KEYS = ("wet_freq", "wet_freq_error", "p99", "p99_error")
+"""Extra keys where the variable is positive-definite (stride-eval's occurrence family)."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset of the bar: its data config and the train/generate configs of each model."""
+
+    name: str
+    data_config: Path
+    train_configs: dict[str, Path]
+    generate_config: Path
+    variable: str
+
+
+DATASETS = {
+    "era5_uk": Dataset(
+        name="era5_uk",
+        data_config=ROOT / "configs" / "era5_uk.yaml",
+        train_configs={
+            "stride": CONFIGS / "train_era5_uk.yaml",
+            "regression": CONFIGS / "regression_era5_uk.yaml",
+        },
+        generate_config=CONFIGS / "generate_era5_uk.yaml",
+        variable="t2m",
+    ),
+    "radar": Dataset(
+        name="radar",
+        data_config=CONFIGS / "radar_knmi.yaml",
+        train_configs={
+            "stride": CONFIGS / "train_radar.yaml",
+            "regression": CONFIGS / "regression_radar.yaml",
+        },
+        generate_config=CONFIGS / "generate_radar.yaml",
+        variable="precip",
+    ),
+}
+MODELS = ("stride", "regression")
+
+
+class StageError(RuntimeError):
+    pass
+
+
+class Chain:
+    """Runs the CLI stages of one dataset under out/<dataset>/, skipping finished ones."""
+
+    def __init__(self, args: argparse.Namespace, dataset: Dataset) -> None:
+        self.args, self.dataset = args, dataset
+        self.folder = args.out / dataset.name
+        self.logs = self.folder / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.setdefault("STRIDE_DATA", str(ROOT.parent / "shared" / "data"))
+        env["STRIDE_PROGRESS"] = "0"
+        if args.threads:
+            for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                env[name] = str(args.threads)
+        self.env = env
+
+    def tool(self, name: str) -> str:
+        return str(self.args.cli_dir / f"stride-{name}")
+
+    def stage(self, label: str, output: Path, command: list[str]) -> dict[str, Any]:
+        """Run `command` unless `output` exists from the same command; returns its record (with wall_s)."""
+        record_file = output.with_name(output.name + STAGE_RECORD)
+        # The record stores the command relative to the chain folder, so a moved --out still resumes.
+        shown = [part.replace(str(self.folder), "$OUT") for part in command[1:]]
+        if output.exists():
+            if record_file.is_file():
+                record = json.loads(record_file.read_text())
+                if record["command"] != shown:
+                    raise StageError(
+                        f"{output}: exists from another command ({' '.join(record['command'])}); delete it or "
+                        f"choose another --out"
+                    )
+                print(f"  {label:<28} done before ({record['wall_s']:.0f} s)", flush=True)
+                return dict(record)
+            print(f"  {label:<28} exists (no record; kept)", flush=True)
+            return {"command": shown, "wall_s": None}
+        log_file = self.logs / f"{output.parent.name}-{output.name}.log"
+        print(f"  {label:<28} running ... (log {log_file})", flush=True)
+        start = time.perf_counter()
+        with log_file.open("w") as log:
+            log.write("$ " + shlex.join(command) + "\n")
+            log.flush()
+            result = subprocess.run(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        wall = time.perf_counter() - start
+        if result.returncode != 0:
+            tail = "".join(log_file.read_text().splitlines(keepends=True)[-15:])
+            raise StageError(
+                f"{label} failed (exit {result.returncode}) after {wall:.0f} s; see {log_file}:\n{tail}"
+            )
+        record = {
+            "command": shown,
+            "wall_s": wall,
+            "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        record_file.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"  {label:<28} {wall:.0f} s", flush=True)
+        return record
+
+    def data(self) -> tuple[Path, Path]:
+        dataset = self.folder / "dataset.zarr"
+        stats = self.folder / "stats.parquet"
+        self.stage(
+            "stride-data build",
+            dataset,
+            [self.tool("data"), "build", "--config", str(self.dataset.data_config), "--out", str(dataset)],
+        )
+        self.stage(
+            "stride-stats", stats, [self.tool("stats"), "--dataset", str(dataset), "--out", str(stats)]
+        )
+        return dataset, stats
+
+    def model(self, model: str, dataset: Path, stats: Path) -> dict[str, Any]:
+        """Train, generate and evaluate one model; returns paths and the training record."""
+        label = self.args.label if model == "stride" and self.args.label else model
+        folder = self.folder / label
+        folder.mkdir(exist_ok=True)
+        extra_train = self.args.set_train if model == "stride" else self.args.set_regression
+        threads = ["--set", f"training.threads={self.args.threads}"] if self.args.threads else []
+        checkpoint = folder / "checkpoint"
+        train = self.stage(
+            f"stride-train ({label})",
+            checkpoint,
+            [
+                self.tool("train"),
+                "--config",
+                str(self.dataset.train_configs[model]),
+                "--dataset",
+                str(dataset),
+                "--stats",
+                str(stats),
+                "--out",
+                str(checkpoint),
+                *threads,
+                *[part for item in extra_train for part in ("--set", item)],
+            ],
+        )
+        samples = folder / "samples.zarr"
+        gen_threads = ["--set", f"threads={self.args.threads}"] if self.args.threads else []
+        generate = self.stage(
+            f"stride-generate ({label})",
+            samples,
+            [
+                self.tool("generate"),
+                "--config",
+                str(self.dataset.generate_config),
+                "--checkpoint",
+                str(checkpoint),
+                "--dataset",
+                str(dataset),
+                "--out",
+                str(samples),
+                *gen_threads,
+                *[part for item in self.args.set_generate if model == "stride" for part in ("--set", item)],
+            ],
+        )
+        metrics = folder / "metrics.parquet"
+        self.stage(
+            f"stride-eval ({label})",
+            metrics,
+            [self.tool("eval"), "--samples", str(samples), "--out", str(metrics)],
+        )
+        return {
+            "folder": folder,
+            "metrics": metrics,
+            "checkpoint": checkpoint,
+            "train": train,
+            "generate": generate,
+        }
+
+
+def headline(metrics: Path, model: str, variable: str) -> dict[str, float]:
+    """Aggregate rows (no date, no wavenumber) of one model and variable: metric -> value."""
+    table = pd.read_parquet(metrics)
+    rows = table[
+        (table["model"] == model)
+        & (table["variable"] == variable)
+        & table["date"].isna()
+        & table["wavenumber"].isna()
+    ]
+    return {str(metric): float(value) for metric, value in zip(rows["metric"], rows["value"], strict=True)}
+
+
+def model_entry(values: dict[str, float], occurrence: bool) -> dict[str, float | None]:
+    entry: dict[str, float | None] = {key: values.get(METRIC_OF_KEY[key]) for key in KEYS}
+    if occurrence:
+        entry.update({key: values.get(key) for key in OCCURRENCE_KEYS})
+    return entry
+
+
+def training_entry(run: dict[str, Any]) -> dict[str, Any]:
+    manifest = json.loads((run["checkpoint"] / "manifest.json").read_text())
+    config = manifest["training_config"]
+    return {
+        "wall_s": run["train"]["wall_s"],
+        "steps": manifest["step"],
+        "best_step": manifest.get("best_step"),
+        "batch_size": config["training"]["batch_size"],
+        "threads": config["training"]["threads"],
+        "samples_per_s": manifest.get("final_metrics", {}).get("samples_per_s"),
+        "command": run["train"]["command"],
+        "config": {key: config[key] for key in ("model", "edm", "optim", "training") if key in config},
+    }
+
+
+def targets(entries: dict[str, dict[str, float | None]]) -> dict[str, dict[str, Any]]:
+    """The three targets; `pass` is None when the reference model was not part of this run."""
+    crps, ssr = entries["stride"]["crps"], entries["stride"]["spread_skill"]
+    bicubic_mae = entries["bicubic"]["mae"] if "bicubic" in entries else None
+    regression_mae = entries["regression"]["mae"] if "regression" in entries else None
+
+    def below(value: float | None, bound: float | None) -> dict[str, Any]:
+        verdict = None if bound is None else value is not None and value < bound
+        return {"value": value, "low": None, "high": bound, "pass": verdict}
+
+    low, high = SPREAD_SKILL_RANGE
+    return {
+        "crps_below_0.8x_bicubic_mae": below(
+            crps, None if bicubic_mae is None else CRPS_VS_BICUBIC * bicubic_mae
+        ),
+        "crps_below_regression_mae": below(crps, regression_mae),
+        "spread_skill_in_0.7_1.3": {
+            "value": ssr,
+            "low": low,
+            "high": high,
+            "pass": ssr is not None and low <= ssr <= high,
+        },
+    }
+
+
+def run_dataset(args: argparse.Namespace, dataset: Dataset) -> dict[str, Any]:
+    print(f"\n== {dataset.name} -> {args.out / dataset.name}", flush=True)
+    chain = Chain(args, dataset)
+    data, stats = chain.data()
+    runs = {model: chain.model(model, data, stats) for model in args.models}
+    occurrence = False
+    entries: dict[str, dict[str, float | None]] = {}
+    truth: dict[str, float] = {}
+    for model, run in runs.items():
+        values = headline(run["metrics"], "stride", dataset.variable)
+        occurrence = occurrence or "wet_freq" in values
+        entries[model] = model_entry(values, "wet_freq" in values)
+    first = runs.get("stride") or next(iter(runs.values()))
+    bicubic = headline(first["metrics"], "bicubic", dataset.variable)
+    if bicubic:
+        entries["bicubic"] = model_entry(bicubic, occurrence)
+    if occurrence:
+        truth = {
+            key: value
+            for key, value in headline(first["metrics"], "truth", dataset.variable).items()
+            if key in OCCURRENCE_KEYS
+        }
+    # The samples manifest (Zarr v3 root attribute `stride`): members, sampler settings, units.
+    manifest = json.loads((first["folder"] / "samples.zarr" / "zarr.json").read_text())["attributes"][
+        "stride"
+    ]
+    result: dict[str, Any] = {
+        **entries,
+        "variable": dataset.variable,
+        "units": next((v["units"] for v in manifest["target"] if v["name"] == dataset.variable), None),
+        "truth": truth or None,
+        "targets": targets(entries) if "stride" in entries else None,
+        "training": {model: training_entry(run) for model, run in runs.items()},
+        "generation": {
+            "members": manifest["n_members"],
+            "sampler": manifest["sampler"],
+            "split": manifest["split"],
+            "command": first["generate"]["command"],
+        },
+        "data_config": str(dataset.data_config.relative_to(ROOT)),
+        "out": str(chain.folder),
+    }
+    if args.label:
+        result["label"] = args.label
+    return result
+
+
+def device(threads: int | None) -> str:
+    """The CPU (or GPU) the CLIs ran on, with the torch thread count they were given."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"{torch.cuda.get_device_name(0)} (CUDA)"
+    except ImportError:
+        pass
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    used = f"{threads} torch threads" if threads else "torch's default threads"
+    return f"{model} ({os.cpu_count()} logical CPUs, {used}; CPU only)"
+
+
+def git_commit() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
+
+
+def fmt(value: float | None, width: int = 9) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.4f}"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(
+        f"\ndevice: {report['device']}; git {report['git']['commit']}{' (dirty)' if report['git']['dirty'] else ''}"
+    )
+    for name in report["datasets"]:
+        result = report[name]
+        units = result.get("units") or ""
+        occurrence = result.get("truth") is not None
+        keys = KEYS + (OCCURRENCE_KEYS if occurrence else ())
+        print(f"\n{name} ({result['variable']}, {units}; {result['generation']['members']} members)")
+        header = f"{'model':<11}" + "".join(f"{key:>15}" for key in keys)
+        print(header)
+        print("-" * len(header))
+        for model in ("stride", "regression", "bicubic"):
+            if model in result:
+                print(f"{model:<11}" + "".join(fmt(result[model].get(key), 15) for key in keys))
+        if occurrence:
+            truth = result["truth"]
+            print(
+                f"{'truth':<11}"
+                + "".join(fmt(truth.get(key), 15) if key in truth else f"{'':>15}" for key in keys)
+            )
+        for model, training in result["training"].items():
+            wall = training["wall_s"]
+            print(
+                f"  train {model:<10} {training['steps']} steps (best {training['best_step']}), "
+                f"{'?' if wall is None else f'{wall / 60:.1f}'} min wall"
+            )
+        for target, check in (result["targets"] or {}).items():
+            verdict = {True: "PASS", False: "FAIL", None: "n/a"}[check["pass"]]
+            bounds = " ".join(
+                f"{side} {check[side]:.4f}" for side in ("low", "high") if check[side] is not None
+            )
+            print(f"  {verdict:<5} {target:<30} {fmt(check['value'], 8)}  ({bounds})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", choices=tuple(DATASETS), default=list(DATASETS))
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"work folder (default {DEFAULT_OUT})")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads of train/generate (default: torch's)"
+    )
+    parser.add_argument(
+        "--cli-dir", type=Path, default=ROOT / ".venv" / "bin", help="folder of the stride-* executables"
+    )
+    parser.add_argument("--label", default="", help="sub-folder name of the STRIDE run (experiments)")
+    parser.add_argument(
+        "--set-train", action="append", default=[], metavar="KEY=VALUE", help="STRIDE training"
+    )
+    parser.add_argument("--set-regression", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--set-generate", action="append", default=[], metavar="KEY=VALUE", help="STRIDE sampling"
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON report (default {RESULTS})")
+    args = parser.parse_args(argv)
+    args.out = args.out.resolve()
+
+    report: dict[str, Any] = {
+        "benchmark": "stride quality bar (issue 4)",
+        "command": shlex.join(["python bench/quality.py", *(sys.argv[1:] if argv is None else argv)]),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": device(args.threads or None),
+        "git": git_commit(),
+        "datasets": list(args.datasets),
+        "criteria": {
+            "crps_below_0.8x_bicubic_mae": "STRIDE fair CRPS < 0.8 x bicubic MAE",
+            "crps_below_regression_mae": "STRIDE fair CRPS < regression MAE (of its single member)",
+            "spread_skill_in_0.7_1.3": "0.7 <= STRIDE spread-skill ratio <= 1.3",
+        },
+    }
+    try:
+        for name in args.datasets:
+            report[name] = run_dataset(args, DATASETS[name])
+    except StageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print_table(report)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
