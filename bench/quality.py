@@ -10,6 +10,10 @@ pass/fail of each target:
 
     STRIDE CRPS < 0.8 x bicubic MAE;  STRIDE CRPS < regression MAE;  0.7 <= STRIDE spread-skill <= 1.3
 
+The number of Heun steps of STRIDE's sampler is chosen on the validation split, never on the test split: an
+ensemble is generated on the val dates for each of --select-steps and the count whose spread-skill ratio is
+nearest 1 samples the test dates (fewer steps leave more of the sampler's noise in the members: more spread).
+
     python bench/quality.py                                  # both datasets -> /tmp/stride-quality
     python bench/quality.py --datasets radar --threads 1
     python bench/quality.py --datasets era5_uk --label drop01 --set-train model.dropout=0.1   # an experiment
@@ -166,6 +170,56 @@ class Chain:
         )
         return dataset, stats
 
+    def generate_and_eval(
+        self, label: str, checkpoint: Path, dataset: Path, folder: Path, extra: list[str]
+    ) -> tuple[dict[str, Any], Path]:
+        """stride-generate then stride-eval into folder/; returns the generate record and the metrics path."""
+        samples = folder / "samples.zarr"
+        threads = ["--set", f"threads={self.args.threads}"] if self.args.threads else []
+        generate = self.stage(
+            f"stride-generate ({label})",
+            samples,
+            [
+                self.tool("generate"),
+                "--config",
+                str(self.dataset.generate_config),
+                "--checkpoint",
+                str(checkpoint),
+                "--dataset",
+                str(dataset),
+                "--out",
+                str(samples),
+                *threads,
+                *[part for item in extra for part in ("--set", item)],
+            ],
+        )
+        metrics = folder / "metrics.parquet"
+        self.stage(
+            f"stride-eval ({label})",
+            metrics,
+            [self.tool("eval"), "--samples", str(samples), "--out", str(metrics)],
+        )
+        return generate, metrics
+
+    def select_steps(self, label: str, checkpoint: Path, dataset: Path, folder: Path) -> dict[str, Any]:
+        """Spread-skill on the val split for each candidate step count; picks the one nearest 1."""
+        ratios: dict[int, float] = {}
+        for steps in self.args.select_steps:
+            candidate = folder / "select" / f"steps{steps}"
+            candidate.mkdir(parents=True, exist_ok=True)
+            _, metrics = self.generate_and_eval(
+                f"{label} val, {steps} steps",
+                checkpoint,
+                dataset,
+                candidate,
+                [*self.args.set_generate, "split=val", f"sampler.steps={steps}"],
+            )
+            ratios[steps] = headline(metrics, "stride", self.dataset.variable)["spread_skill"]
+        chosen = min(ratios, key=lambda steps: (abs(ratios[steps] - 1.0), -steps))
+        shown = ", ".join(f"{steps}: {ratio:.3f}" for steps, ratio in ratios.items())
+        print(f"  val spread-skill by steps     {shown} -> {chosen} steps", flush=True)
+        return {"split": "val", "spread_skill_by_steps": ratios, "chosen_steps": chosen}
+
     def model(self, model: str, dataset: Path, stats: Path) -> dict[str, Any]:
         """Train, generate and evaluate one model; returns paths and the training record."""
         label = self.args.label if model == "stride" and self.args.label else model
@@ -191,37 +245,19 @@ class Chain:
                 *[part for item in extra_train for part in ("--set", item)],
             ],
         )
-        samples = folder / "samples.zarr"
-        gen_threads = ["--set", f"threads={self.args.threads}"] if self.args.threads else []
-        generate = self.stage(
-            f"stride-generate ({label})",
-            samples,
-            [
-                self.tool("generate"),
-                "--config",
-                str(self.dataset.generate_config),
-                "--checkpoint",
-                str(checkpoint),
-                "--dataset",
-                str(dataset),
-                "--out",
-                str(samples),
-                *gen_threads,
-                *[part for item in self.args.set_generate if model == "stride" for part in ("--set", item)],
-            ],
-        )
-        metrics = folder / "metrics.parquet"
-        self.stage(
-            f"stride-eval ({label})",
-            metrics,
-            [self.tool("eval"), "--samples", str(samples), "--out", str(metrics)],
-        )
+        selection = None
+        extra_generate = list(self.args.set_generate) if model == "stride" else []
+        if model == "stride" and self.args.select_steps:
+            selection = self.select_steps(label, checkpoint, dataset, folder)
+            extra_generate.append(f"sampler.steps={selection['chosen_steps']}")
+        generate, metrics = self.generate_and_eval(label, checkpoint, dataset, folder, extra_generate)
         return {
             "folder": folder,
             "metrics": metrics,
             "checkpoint": checkpoint,
             "train": train,
             "generate": generate,
+            "selection": selection,
         }
 
 
@@ -322,6 +358,7 @@ def run_dataset(args: argparse.Namespace, dataset: Dataset) -> dict[str, Any]:
             "sampler": manifest["sampler"],
             "split": manifest["split"],
             "command": first["generate"]["command"],
+            "sampler_selection": first.get("selection"),
         },
         "data_config": str(dataset.data_config.relative_to(ROOT)),
         "out": str(chain.folder),
@@ -418,6 +455,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set-regression", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
         "--set-generate", action="append", default=[], metavar="KEY=VALUE", help="STRIDE sampling"
+    )
+    parser.add_argument(
+        "--select-steps",
+        type=int,
+        nargs="*",
+        default=[8, 10, 14, 18],
+        metavar="N",
+        help="Heun step counts tried on the val split (default 8 10 14 18; none: the generate config's)",
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON report (default {RESULTS})")
     args = parser.parse_args(argv)
