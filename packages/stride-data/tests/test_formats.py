@@ -76,12 +76,15 @@ def test_a_directory_is_zarr_only_with_zarr_metadata(tmp_path: Path) -> None:
         detect_format(tmp_path / "store.zarr")
 
 
-def write_grib(path: Path, values: np.ndarray) -> Path:
-    """A forecast GRIB2 like MeteoNet's: one run (2020-01-01 00 UTC), one message per lead time in hours."""
+def write_grib(path: Path, values: np.ndarray, run_hour: int = 0, mode: str = "wb") -> Path:
+    """A forecast GRIB2 like MeteoNet's: one run (2020-01-01, `run_hour` UTC), one message per lead time in hours.
+
+    `mode="ab"` appends the run to an existing file (several runs in one file).
+    """
     eccodes = pytest.importorskip(
         "eccodes", reason="GRIB test needs the extra: pip install 'stride-data[grib]'"
     )
-    with path.open("wb") as handle:
+    with path.open(mode) as handle:
         for step, field in enumerate(values, start=1):
             message = eccodes.codes_grib_new_from_samples("regular_ll_sfc_grib2")
             keys = {
@@ -94,7 +97,7 @@ def write_grib(path: Path, values: np.ndarray) -> Path:
                 "iDirectionIncrementInDegrees": 0.25,
                 "jDirectionIncrementInDegrees": 0.25,
                 "dataDate": 20200101,
-                "dataTime": 0,
+                "dataTime": run_hour * 100,
                 "shortName": "2t",
                 "step": step,
             }
@@ -121,6 +124,32 @@ def test_grib_forecast_reads_on_its_valid_times(tmp_path: Path) -> None:
     # GRIB2 simple packing keeps these values to well under 1e-3 K.
     np.testing.assert_allclose(dataset["t2m"].values, values, atol=1e-3)
     assert not list(tmp_path.glob("*.idx")), "cfgrib must not write an index beside the source"
+
+
+def test_grib_with_several_runs_takes_the_freshest_forecast_of_each_valid_time(tmp_path: Path) -> None:
+    pytest.importorskip("cfgrib", reason="GRIB test needs the extra: pip install 'stride-data[grib]'")
+    # Run 00 UTC (values 1xx) and run 03 UTC (values 2xx), leads 1-6 h: valid times 01-06 and 04-09 overlap.
+    lead = np.arange(1, 7, dtype=np.float64)[:, None, None] * np.ones((1, 4, 8))
+    grib = write_grib(tmp_path / "runs.grib2", 100 + lead, run_hour=0)
+    write_grib(grib, 200 + lead, run_hour=3, mode="ab")
+
+    dataset, _ = open_source(grib)
+    hours = dataset["time"].values.astype("datetime64[h]").astype(int) % 24
+    assert hours.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    # 01-03 only run 00 has; from 04 on run 03 is fresher (lead 1-6 h rather than 4-6 h).
+    expected = [101, 102, 103, 201, 202, 203, 204, 205, 206]
+    np.testing.assert_allclose(dataset["t2m"].values[:, 0, 0], expected, atol=1e-3)
+    assert dataset["lead_hours"].values.tolist() == [1, 2, 3, 1, 2, 3, 4, 5, 6]
+
+    # Skipping the first 2 h of each run (spin-up): 01 is gone, 04 comes from run 00 at lead 4 h.
+    skipped, _ = open_source(grib, min_lead_hours=2)
+    np.testing.assert_allclose(
+        skipped["t2m"].values[:, 0, 0], [102, 103, 104, 202, 203, 204, 205, 206], atol=1e-3
+    )
+    with pytest.raises(
+        InputDataError, match=r"runs\.grib2: no forecast field with a lead time of at least 7 h"
+    ):
+        open_source(grib, min_lead_hours=7)
 
 
 def test_grib_without_the_extra_says_how_to_install_it(
@@ -155,3 +184,22 @@ def test_build_from_a_grib_source(tmp_path: Path) -> None:
     assert manifest.n_times == 3 and manifest.grid.lr_shape == (2, 4)
     stored = xr.open_zarr(tmp_path / "dataset.zarr")["target"].values[:, 0]
     np.testing.assert_allclose(stored, values, atol=1e-3)
+
+
+def test_build_from_several_grib_runs_with_a_spin_up_skipped(tmp_path: Path) -> None:
+    """source.min_lead_hours reaches the reader: the build keeps, per valid time, the freshest run past 1 h."""
+    from stride_data.cli import main
+
+    pytest.importorskip("cfgrib", reason="GRIB test needs the extra: pip install 'stride-data[grib]'")
+    lead = np.arange(1, 4, dtype=np.float64)[:, None, None] * np.ones((1, 4, 8))
+    grib = write_grib(tmp_path / "runs.grib", 280 + lead, run_hour=0)
+    write_grib(grib, 290 + lead, run_hour=1, mode="ab")
+    config = tmp_path / "data.yaml"
+    config.write_text(
+        f"source: {{path: {grib}, min_lead_hours: 2}}\ntarget: [t2m]\ndynamic: [t2m]\ncoarsen: {{factor: 2}}\n"
+        "splits:\n  train: {start: 2020-01-01T00:00, end: 2020-01-01T04:00}\n"
+    )
+    assert main(["build", "--config", str(config), "--out", str(tmp_path / "dataset.zarr")]) == 0
+    stored = xr.open_zarr(tmp_path / "dataset.zarr")["target"].values[:, 0, 0, 0]
+    # Valid 02: run 00 lead 2; 03: run 01 lead 2 (fresher than run 00 lead 3); 04: run 01 lead 3.
+    np.testing.assert_allclose(stored, [282, 292, 293], atol=1e-3)

@@ -31,7 +31,9 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
     unknown_fill = sorted(set(config.conditioning_fill) - set(config.dynamic))
     if unknown_fill:
         raise InputDataError(f"conditioning_fill names {unknown_fill}, which are not dynamic variables")
-    source, files, path = open_sources(config.source.files, config.source.engine)
+    source, files, path = open_sources(
+        config.source.files, config.source.engine, config.source.min_lead_hours
+    )
     if "time" not in source.dims:
         raise InputDataError(f"{path}: no 'time' dimension (dims: {list(source.dims)})")
     grid = detect_grid(source, path)

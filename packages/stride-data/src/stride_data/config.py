@@ -25,6 +25,12 @@ class SourceConfig(StrictConfig):
         description="xarray engine; 'auto' picks it from the file's content (HDF5/NetCDF/GRIB signature or Zarr "
         "metadata), never its extension. GRIB needs the extra: pip install 'stride-data[grib]'.",
     )
+    min_lead_hours: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="GRIB forecasts with several runs: each valid time takes the run with the shortest lead time "
+        "of at least this many hours (skips the forecast model's spin-up).",
+    )
 
     @property
     def files(self) -> list[Path]:

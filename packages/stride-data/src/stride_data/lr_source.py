@@ -61,7 +61,7 @@ class LRSource:
 
 def open_lr_source(config: LRSourceConfig, hr: SourceGrid, factor: int) -> LRSource:
     """Open the LR source and check its grid against the LR grid (the cropped HR grid coarsened by factor)."""
-    dataset, files, path = open_sources(config.files, config.engine)
+    dataset, files, path = open_sources(config.files, config.engine, config.min_lead_hours)
     if "time" not in dataset.dims:
         raise InputDataError(f"{path}: LR source without a 'time' dimension (dims: {list(dataset.dims)})")
     grid = detect_grid(dataset, path)

@@ -19,8 +19,12 @@ from stride_data.formats import DESCRIPTION, Engine, choose_engine
 UNIT_ALIASES = {"1": {"1", "", "fraction", "0-1", "(0 - 1)"}, "K": {"K", "kelvin"}}
 
 
-def open_source(path: Path, engine: Engine = "auto") -> tuple[xr.Dataset, Path]:
-    """Open a NetCDF/GRIB/Zarr source with the engine its content calls for, naming the file in any failure."""
+def open_source(path: Path, engine: Engine = "auto", min_lead_hours: float = 0.0) -> tuple[xr.Dataset, Path]:
+    """Open a NetCDF/GRIB/Zarr source with the engine its content calls for, naming the file in any failure.
+
+    A GRIB forecast is put on its valid times; of several runs, each valid time takes the run with the shortest
+    lead time of at least `min_lead_hours` (see `_freshest_run_per_valid_time`).
+    """
     resolved = resolve_data_path(path)
     found, chosen = choose_engine(resolved, engine)
     try:
@@ -34,7 +38,7 @@ def open_source(path: Path, engine: Engine = "auto") -> tuple[xr.Dataset, Path]:
         if chosen == "cfgrib":
             # indexpath "": no .idx file beside the source (data folders are often read-only).
             grib = xr.open_dataset(resolved, engine="cfgrib", backend_kwargs={"indexpath": ""})
-            return _valid_time_axis(grib, resolved), resolved
+            return _valid_time_axis(grib, resolved, min_lead_hours), resolved
         return xr.open_dataset(resolved, engine=chosen), resolved
     except InputDataError:
         raise
@@ -51,14 +55,12 @@ def one_line(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def _valid_time_axis(dataset: xr.Dataset, path: Path) -> xr.Dataset:
+def _valid_time_axis(dataset: xr.Dataset, path: Path, min_lead_hours: float) -> xr.Dataset:
     """cfgrib's `time` is the forecast reference time; STRIDE's `time` axis is the valid time."""
     if "valid_time" not in dataset.coords:
         return dataset
     if "step" in dataset.dims and "time" in dataset.dims:
-        raise InputDataError(
-            f"{path}: GRIB holds several forecast runs x lead times; write one run (or only analyses) per file"
-        )
+        return _freshest_run_per_valid_time(dataset, path, min_lead_hours)
     if "step" in dataset.dims:
         dataset = dataset.swap_dims({"step": "valid_time"})
     elif "time" in dataset.dims:
@@ -68,9 +70,43 @@ def _valid_time_axis(dataset: xr.Dataset, path: Path) -> xr.Dataset:
     return dataset.drop_vars(["time", "step"], errors="ignore").rename({"valid_time": "time"})
 
 
-def open_sources(paths: list[Path], engine: Engine = "auto") -> tuple[xr.Dataset, list[Path], Path]:
+def _freshest_run_per_valid_time(dataset: xr.Dataset, path: Path, min_lead_hours: float) -> xr.Dataset:
+    """Several forecast runs x lead times -> one field per valid time, from the run that is freshest there.
+
+    The shortest lead is the best forecast of a valid time; `min_lead_hours` skips a model's spin-up. cfgrib
+    fills the (run, lead) pairs a file lacks with NaN, so only pairs with data compete. The lead kept for each
+    valid time is the coordinate `lead_hours`.
+    """
+    messages = dataset.stack(message=("time", "step"))
+    lead_hours = messages["step"].values / np.timedelta64(1, "h")
+    valid_times = messages["valid_time"].values
+    spatial = [dim for dim in messages.dims if dim != "message"]
+    has_data = np.zeros(messages.sizes["message"], dtype=bool)
+    for name in messages.data_vars:
+        has_data |= messages[name].notnull().any(dim=[d for d in spatial if d in messages[name].dims]).values
+    candidates = np.flatnonzero(has_data & (lead_hours >= min_lead_hours))
+    if candidates.size == 0:
+        raise InputDataError(
+            f"{path}: no forecast field with a lead time of at least {min_lead_hours:g} h (leads present: "
+            f"{sorted(set(lead_hours[has_data].tolist()))} h); lower source.min_lead_hours"
+        )
+    # Sort by valid time then lead; the first message of each valid time is its freshest forecast.
+    ordered = candidates[np.lexsort((lead_hours[candidates], valid_times[candidates]))]
+    first = np.r_[True, valid_times[ordered][1:] != valid_times[ordered][:-1]]
+    chosen = ordered[first]
+    picked = messages.isel(message=chosen)
+    result = picked.drop_vars(["message", "time", "step", "valid_time"]).rename({"message": "time"})
+    return result.assign_coords(
+        time=("time", valid_times[chosen]),
+        lead_hours=("time", lead_hours[chosen], {"units": "h", "long_name": "forecast lead time"}),
+    ).transpose("time", ...)
+
+
+def open_sources(
+    paths: list[Path], engine: Engine = "auto", min_lead_hours: float = 0.0
+) -> tuple[xr.Dataset, list[Path], Path]:
     """Open one source, or several on the same grid merged along time; also returns a label for messages."""
-    opened = [open_source(path, engine) for path in paths]
+    opened = [open_source(path, engine, min_lead_hours) for path in paths]
     files = [path for _, path in opened]
     if len(opened) == 1:
         return opened[0][0], files, files[0]
