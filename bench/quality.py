@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shlex
 import subprocess
 import sys
@@ -138,11 +139,16 @@ class Chain:
         log_file = self.logs / f"{output.parent.name}-{output.name}.log"
         print(f"  {label:<28} running ... (log {log_file})", flush=True)
         start = time.perf_counter()
+        used_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         with log_file.open("w") as log:
             log.write("$ " + shlex.join(command) + "\n")
             log.flush()
             result = subprocess.run(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wall = time.perf_counter() - start
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # The CPU budget of the bar: user + system time of the stage's process tree (wall time varies with
+        # whatever else the machine runs).
+        cpu = used.ru_utime + used.ru_stime - used_before.ru_utime - used_before.ru_stime
         if result.returncode != 0:
             tail = "".join(log_file.read_text().splitlines(keepends=True)[-15:])
             raise StageError(
@@ -151,6 +157,7 @@ class Chain:
         record = {
             "command": shown,
             "wall_s": wall,
+            "cpu_s": cpu,
             "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         record_file.write_text(json.dumps(record, indent=2) + "\n")
@@ -285,6 +292,7 @@ def training_entry(run: dict[str, Any]) -> dict[str, Any]:
     config = manifest["training_config"]
     return {
         "wall_s": run["train"]["wall_s"],
+        "cpu_s": run["train"].get("cpu_s"),
         "steps": manifest["step"],
         "best_step": manifest.get("best_step"),
         "batch_size": config["training"]["batch_size"],
@@ -424,10 +432,11 @@ def print_table(report: dict[str, Any]) -> None:
                 + "".join(fmt(truth.get(key), 15) if key in truth else f"{'':>15}" for key in keys)
             )
         for model, training in result["training"].items():
-            wall = training["wall_s"]
+            wall, cpu = training["wall_s"], training.get("cpu_s")
             print(
                 f"  train {model:<10} {training['steps']} steps (best {training['best_step']}), "
-                f"{'?' if wall is None else f'{wall / 60:.1f}'} min wall"
+                f"{'?' if wall is None else f'{wall / 60:.1f}'} min wall, "
+                f"{'?' if cpu is None else f'{cpu / 60:.1f}'} min CPU"
             )
         for target, check in (result["targets"] or {}).items():
             verdict = {True: "PASS", False: "FAIL", None: "n/a"}[check["pass"]]
