@@ -12,10 +12,9 @@ import xarray as xr
 
 from stride_contracts import DatasetManifest
 from stride_core.artifacts import read_zarr_manifest
-from stride_core.errors import InputDataError
 from stride_data.cli import main
 from stride_data.grids import SourceGrid, detect_grid
-from stride_data.regrid import check_compatible, lr_grid, regrid
+from stride_data.regrid import lr_grid, regrid
 
 # HR: 16 x 24 cells of 0.125 deg; factor 4 -> LR cells of 0.5 deg with edges at 52.0625 - 0.5 k, -0.0625 + 0.5 k.
 HR_LAT = 52.0 - 0.125 * np.arange(16)
@@ -157,32 +156,3 @@ def test_lr_source_errors(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert message in err, err
     assert not (tmp_path / "dataset.zarr").exists()
-
-
-def test_unsupported_grid_pairs_are_one_line_errors() -> None:
-    latlon = latlon_grid(LR_LAT, LR_LON)
-    y, x = np.arange(4) * 1000.0, np.arange(6) * 1000.0
-    lat, lon = np.meshgrid(50 + y / 1e5, x / 1e5, indexing="ij")
-    projected = SourceGrid("projected", "y", "x", y, x, lat, lon, "PROJCRS[a]")
-    onto_projected = lr_grid(SourceGrid("projected", "y", "x", y, x, lat, lon, "PROJCRS[b]"), 2)
-    cases = [
-        (projected, onto_projected, "bilinear", "reproject the LR source onto the HR grid's CRS first"),
-        (projected, lr_grid(latlon_grid(HR_LAT, HR_LON), 4), "nearest", "projected LR source for a lat/lon"),
-        (latlon, onto_projected, "conservative", "set lr_source.method to bilinear or nearest"),
-    ]
-    for source, target, method, message in cases:
-        with pytest.raises(InputDataError, match=message):
-            check_compatible(source, target, method, Path("lr.nc"))  # type: ignore[arg-type]
-    check_compatible(latlon, onto_projected, "bilinear", Path("lr.nc"))
-
-
-def test_latlon_source_onto_projected_grid_interpolates_at_cell_centres() -> None:
-    y, x = -np.arange(8) * 10_000.0, np.arange(8) * 10_000.0
-    lat, lon = np.meshgrid(51.0 + y / 111_000, 1.0 + x / 70_000, indexing="ij")
-    target = lr_grid(SourceGrid("projected", "y", "x", y, x, lat, lon, "PROJCRS[t]"), 2)
-    field = lr_dataset()
-    # A linear field in lat and lon: bilinear interpolation reproduces it exactly at any point inside.
-    field["temp2m"].values[:] = 250 + 2 * LR_LAT[:, None] + 3 * LR_LON[None, :]
-    result = regrid(field["temp2m"], latlon_grid(LR_LAT, LR_LON), target, "bilinear", 0.5)
-    assert result.shape == (7, 4, 4)
-    np.testing.assert_allclose(result[0], 250 + 2 * target.lat + 3 * target.lon, atol=1e-3)

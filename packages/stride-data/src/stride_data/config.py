@@ -69,6 +69,15 @@ class LRSourceConfig(SourceConfig):
         le=1,
         description="conservative: an LR cell needs this fraction of valid source area.",
     )
+    subcells: int = Field(
+        default=10,
+        ge=1,
+        le=64,
+        description="conservative between coordinate systems (lat/lon and a projection, or two projections): "
+        "each LR cell is split into at least subcells x subcells parts, each taking the source cell it falls "
+        "in, so overlap areas are measured to about 1/subcells of the cell size (refined to about two parts "
+        "per source cell where the source is finer).",
+    )
 
 
 class CoarsenConfig(StrictConfig):

@@ -15,7 +15,8 @@ from stride_core.errors import InputDataError
 from stride_core.variables import VariableSpec
 from stride_data.config import LRSourceConfig
 from stride_data.grids import SourceGrid, detect_grid
-from stride_data.regrid import LRGrid, check_compatible, check_coverage, lr_grid, regrid
+from stride_data.regrid import LRGrid, check_coverage, lr_grid, regrid
+from stride_data.reproject import CrossGridRemap, same_coordinates
 from stride_data.sources import check_finite_somewhere, describe_source, open_sources, select_variable
 
 
@@ -29,6 +30,8 @@ class LRSource:
     path: Path
     grid: SourceGrid
     target: LRGrid
+    remap: CrossGridRemap | None
+    """Sparse weights when the source is in another coordinate system than the LR grid; else xarray-regrid."""
 
     @property
     def times(self) -> pd.DatetimeIndex:
@@ -50,7 +53,10 @@ class LRSource:
             )
         array = array.sel(time=times.values)
         check_finite_somewhere(array.values, f"LR variable '{array.name}'", self.path)
-        values = regrid(array, self.grid, self.target, self.config.method, self.config.min_valid_fraction)
+        if self.remap is not None:
+            values = self.remap.apply(array, self.grid)
+        else:
+            values = regrid(array, self.grid, self.target, self.config.method, self.config.min_valid_fraction)
         check_finite_somewhere(values, f"LR variable '{array.name}' regridded onto the LR grid", self.path)
         return values
 
@@ -70,6 +76,11 @@ def open_lr_source(config: LRSourceConfig, hr: SourceGrid, factor: int) -> LRSou
             f"{path}: LR source grid is {len(grid.y)}x{len(grid.x)}; regridding needs at least 2 points per axis"
         )
     target = lr_grid(hr, factor)
-    check_compatible(grid, target, config.method, path)
-    check_coverage(grid, target, config.method, path)
-    return LRSource(config, dataset.sortby("time"), files, path, grid, target)
+    remap = None
+    if same_coordinates(grid, target, path):
+        check_coverage(grid, target, config.method, path)
+    else:
+        remap = CrossGridRemap.build(
+            grid, target, config.method, config.subcells, config.min_valid_fraction, path
+        )
+    return LRSource(config, dataset.sortby("time"), files, path, grid, target, remap)

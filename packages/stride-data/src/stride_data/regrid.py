@@ -1,13 +1,10 @@
 """LR conditioning from a separate LR source: grids checked, times aligned, values regridded onto the LR grid.
 
-Regridding uses xarray-regrid (pure Python, on PyPI): conservative regridding factorised per axis on
-rectilinear grids (lat/lon with a cos-latitude area correction, or x/y of one projection), and bilinear or
-nearest interpolation. Supported pairs (LR source -> LR grid):
-- lat/lon -> lat/lon, any method (longitudes are wrapped to the target's side, e.g. 0..360 -> -180..180);
-- projected -> projected with the same CRS, any method (x/y are rectilinear in that projection);
-- lat/lon -> projected, bilinear or nearest at each LR cell's centre lat/lon (conservative would need
-  cell polygons, which xarray-regrid does not build).
-Anything else (a projected LR source on another CRS or onto a lat/lon grid) is an error: reproject it first.
+Where the LR source and the LR grid share their coordinates (both lat/lon, or x/y of one projection), the grids
+are rectilinear together and regridding uses xarray-regrid (pure Python, on PyPI): conservative regridding
+factorised per axis (lat/lon with a cos-latitude area correction), and bilinear or nearest interpolation.
+Longitudes are wrapped to the target's side (e.g. 0..360 -> -180..180). Between coordinate systems (lat/lon
+and a projection, or two projections) `stride_data.reproject` builds sparse weights with pyproj.
 """
 
 from __future__ import annotations
@@ -89,37 +86,10 @@ def common_times(
     return common
 
 
-def check_compatible(source: SourceGrid, target: LRGrid, method: RegridMethod, path: Path) -> None:
-    """The LR source's grid kind and projection can be regridded onto the LR grid with `method`."""
-    if source.kind == "latlon" and target.kind == "latlon":
-        return
-    if source.kind == "projected" and target.kind == "projected":
-        if source.crs != target.crs:
-            raise InputDataError(
-                f"{path}: projected LR source on another projection than the HR grid; regridding between "
-                f"projections is not supported: reproject the LR source onto the HR grid's CRS first"
-            )
-        return
-    if source.kind == "latlon" and method != "conservative":
-        return
-    if source.kind == "latlon":
-        raise InputDataError(
-            f"{path}: conservative regridding from a lat/lon LR source onto a projected grid is not supported; "
-            f"set lr_source.method to bilinear or nearest"
-        )
-    raise InputDataError(
-        f"{path}: projected LR source for a lat/lon HR grid is not supported; reproject the LR source onto "
-        f"a regular lat/lon grid first"
-    )
-
-
 def check_coverage(source: SourceGrid, target: LRGrid, method: RegridMethod, path: Path) -> None:
-    """The LR source covers the LR grid: whole cells for conservative, cell centres for interpolation."""
-    pointwise = source.kind == "latlon" and target.kind == "projected"
-    source_x = _wrapped(source.x, _centre(target)) if source.kind == "latlon" else source.x
-    if pointwise:
-        need_y, need_x = target.lat.ravel(), target.lon.ravel()
-    elif method == "conservative":
+    """The LR source covers the LR grid (same coordinates): whole cells for conservative, centres otherwise."""
+    source_x = wrapped(source.x, _centre(target)) if source.kind == "latlon" else source.x
+    if method == "conservative":
         need_y, need_x = target.y_edges, target.x_edges
     else:
         need_y, need_x = target.y, target.x
@@ -150,7 +120,7 @@ def regrid(
     method: RegridMethod,
     min_valid_fraction: float,
 ) -> NDArray[np.float32]:
-    """Values [time, y_lr, x_lr] of a (time, y, x) LR source variable on the LR grid; NaN where not valid."""
+    """Values [time, y_lr, x_lr] of a (time, y, x) LR source variable on the LR grid of the same coordinates."""
     # Registers the .regrid accessor; imported here as it adds about a second to every stride-data start.
     import xarray_regrid  # noqa: F401
 
@@ -163,15 +133,7 @@ def regrid(
         .load()
     )
     if source.kind == "latlon":
-        values = values.assign_coords(longitude=_wrapped(source.x, _centre(target))).sortby("longitude")
-    if source.kind == "latlon" and target.kind == "projected":
-        # Pointwise interpolation at each LR cell's centre lat/lon (a curvilinear target).
-        at = {
-            "latitude": xr.DataArray(target.lat, dims=("y_lr", "x_lr")),
-            "longitude": xr.DataArray(target.lon, dims=("y_lr", "x_lr")),
-        }
-        result = values.sortby("latitude").interp(at, method="linear" if method == "bilinear" else "nearest")
-        return result.transpose("time", "y_lr", "x_lr").values.astype(np.float32)
+        values = values.assign_coords(longitude=wrapped(source.x, _centre(target))).sortby("longitude")
     grid = xr.Dataset(coords={names[0]: target.y, names[1]: target.x})
     if method == "conservative":
         # nan_threshold is the invalid share an LR cell tolerates: valid area >= min_valid_fraction.
@@ -190,11 +152,10 @@ def regrid(
 
 def _centre(target: LRGrid) -> float:
     """The target's central longitude, towards which source longitudes are wrapped."""
-    lon = target.x if target.kind == "latlon" else target.lon
-    return float((np.min(lon) + np.max(lon)) / 2)
+    return float((np.min(target.x) + np.max(target.x)) / 2)
 
 
-def _wrapped(lon: NDArray[np.floating], centre: float) -> NDArray[np.float64]:
+def wrapped(lon: NDArray[np.floating], centre: float) -> NDArray[np.float64]:
     """Longitudes shifted by multiples of 360 into [centre - 180, centre + 180); unshifted ones kept exactly."""
     values = np.asarray(lon, dtype=np.float64)
     shifted = (values - centre + 180.0) % 360.0 - 180.0 + centre
