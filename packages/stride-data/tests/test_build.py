@@ -150,3 +150,36 @@ def test_files_on_different_grids_do_not_merge(
     whole.isel(time=slice(10, 20)).to_netcdf(tmp_path / "c.nc", engine="h5netcdf")
     assert build([tmp_path / "a.nc", tmp_path / "c.nc"]) == 2
     assert "appear in more than one file" in capsys.readouterr().err
+
+
+def test_files_of_different_variables_merge_side_by_side(
+    build_from: Callable[[str], Callable[..., int]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One file per variable, as ERA5 is downloaded: t2m in two months-like pieces, invariants with one step."""
+    build = build_from(CONFIG)
+    whole = xr.open_dataset(write_source(tmp_path / "all.nc"), engine="h5netcdf").load()
+    whole[["t2m"]].isel(time=slice(0, 12)).to_netcdf(tmp_path / "t2m_a.nc", engine="h5netcdf")
+    whole[["t2m"]].isel(time=slice(12, 20)).to_netcdf(tmp_path / "t2m_b.nc", engine="h5netcdf")
+    invariants = whole[["orography", "lsm"]].expand_dims(time=whole["time"].values[:1])
+    invariants.to_netcdf(tmp_path / "invariants.nc", engine="h5netcdf")
+    assert build([tmp_path / "t2m_b.nc", tmp_path / "invariants.nc", tmp_path / "t2m_a.nc"]) == 0
+    merged = xr.open_zarr(tmp_path / "dataset.zarr").load()
+    assert build(tmp_path / "all.nc", "--out", str(tmp_path / "whole.zarr")) == 0
+    reference = xr.open_zarr(tmp_path / "whole.zarr").load()
+    for name in ("target", "cond_dynamic", "cond_static"):
+        np.testing.assert_array_equal(merged[name].values, reference[name].values)
+    assert len(read_zarr_manifest(tmp_path / "dataset.zarr", DatasetManifest).sources) == 3
+
+    # A variable given twice, or variables on different time steps, is a one-line error.
+    whole[["t2m", "lsm"]].to_netcdf(tmp_path / "t2m_lsm.nc", engine="h5netcdf")
+    assert (
+        build([tmp_path / "t2m_lsm.nc", tmp_path / "invariants.nc"], "--out", str(tmp_path / "x.zarr")) == 2
+    )
+    assert "variable 'lsm' is in" in capsys.readouterr().err
+    shifted = whole[["t2m"]].assign_coords(time=whole["time"].values + np.timedelta64(30, "m"))
+    shifted = shifted.rename({"t2m": "u10"})
+    shifted["u10"].attrs["units"] = "m s-1"
+    shifted.to_netcdf(tmp_path / "u10.nc", engine="h5netcdf")
+    assert build([tmp_path / "all.nc", tmp_path / "u10.nc"], "--out", str(tmp_path / "y.zarr")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "files with different variables cannot be merged" in err and "\n" not in err

@@ -105,19 +105,38 @@ def _freshest_run_per_valid_time(dataset: xr.Dataset, path: Path, min_lead_hours
 def open_sources(
     paths: list[Path], engine: Engine = "auto", min_lead_hours: float = 0.0
 ) -> tuple[xr.Dataset, list[Path], Path]:
-    """Open one source, or several on the same grid merged along time; also returns a label for messages."""
+    """Open one source, or several files on one grid merged; also returns a label for messages.
+
+    Files holding the same variables are pieces of one record and are joined along time (e.g. one file per
+    month). Files holding different variables are merged side by side (e.g. one file per ERA5 variable, and an
+    invariants file whose orography and land-sea mask have no time or a single time step).
+    """
     opened = [open_source(path, engine, min_lead_hours) for path in paths]
     files = [path for _, path in opened]
     if len(opened) == 1:
         return opened[0][0], files, files[0]
     label = Path(", ".join(path.name for path in files))
+    groups: dict[frozenset[str], list[tuple[xr.Dataset, Path]]] = {}
     for dataset, path in opened:
+        groups.setdefault(frozenset(map(str, dataset.data_vars)), []).append((dataset, path))
+    pieces = [_along_time(group) for group in groups.values()]
+    if len(pieces) == 1:
+        return pieces[0], files, label
+    return _side_by_side(pieces, groups, label), files, label
+
+
+def _along_time(group: list[tuple[xr.Dataset, Path]]) -> xr.Dataset:
+    """Files with the same variables joined along time; the same step in two files is an error."""
+    if len(group) == 1:
+        return group[0][0]
+    label = Path(", ".join(path.name for _, path in group))
+    for dataset, path in group:
         if "time" not in dataset.dims:
             raise InputDataError(f"{path}: no 'time' dimension; only files with time steps can be merged")
     try:
         # join="exact": files on different grids are an error, never silently aligned or reindexed.
         merged = xr.concat(
-            [d for d, _ in opened],
+            [dataset for dataset, _ in group],
             dim="time",
             data_vars="minimal",
             coords="minimal",
@@ -131,7 +150,36 @@ def open_sources(
     times = merged["time"].values
     if len(np.unique(times)) != len(times):
         raise InputDataError(f"{label}: some time steps appear in more than one file; remove the overlap")
-    return merged, files, label
+    return merged
+
+
+def _side_by_side(
+    pieces: list[xr.Dataset], groups: dict[frozenset[str], list[tuple[xr.Dataset, Path]]], label: Path
+) -> xr.Dataset:
+    """Pieces holding different variables merged on one grid and one time axis."""
+    seen: dict[str, str] = {}
+    for names, group in groups.items():
+        where = ", ".join(path.name for _, path in group)
+        for name in sorted(names):
+            if name in seen:
+                raise InputDataError(
+                    f"{label}: variable '{name}' is in {seen[name]} and in {where}, which hold different "
+                    f"variables; give each variable's files only once"
+                )
+            seen[name] = where
+    timed = [piece for piece in pieces if piece.sizes.get("time", 0) > 1]
+    # Invariants (orography, land-sea mask) often come with one time step: beside time series they are static.
+    pieces = [
+        piece.isel(time=0, drop=True) if timed and piece.sizes.get("time", 0) == 1 else piece
+        for piece in pieces
+    ]
+    try:
+        return xr.merge(pieces, join="exact", compat="override", combine_attrs="drop_conflicts")
+    except ValueError as exc:
+        raise InputDataError(
+            f"{label}: files with different variables cannot be merged ({one_line(str(exc))}); they must share "
+            f"one grid and the same time steps"
+        ) from None
 
 
 def select_variable(
