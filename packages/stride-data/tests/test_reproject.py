@@ -103,6 +103,8 @@ def test_latlon_source_onto_the_real_knmi_radar_grid() -> None:
     assert np.abs(conservative - truth).max() < 0.06
     constant = remap.apply(as_array(np.full((1, *lat2d.shape), 3.5), source), source)
     np.testing.assert_allclose(constant, 3.5, atol=1e-6)
+    # Only the source window around the 96 km domain is read, not the 90 x 130 cells of the source.
+    assert remap.rows.stop - remap.rows.start < 15 and remap.cols.stop - remap.cols.start < 20
 
 
 @needs_knmi

@@ -34,6 +34,8 @@ from stride_data.regrid import LRGrid, cell_edges, wrapped
 GEOGRAPHIC = pyproj.CRS.from_epsg(4326)
 MAX_SUBCELLS = 64
 """Bounds the lattice (and memory: LR cells x subcells^2 points) where the source is much finer."""
+TIME_BLOCK = 256
+"""Time steps regridded at once: memory stays bounded on long records."""
 
 
 def crs_of(kind: str, crs: str | None, path: Path) -> pyproj.CRS:
@@ -63,11 +65,13 @@ class CrossGridRemap:
     """Sparse weights from a source grid onto the LR grid of another coordinate system."""
 
     weights: scipy.sparse.csr_matrix
-    """[LR cells, source cells]: summed weight of each cell's points falling in each source cell."""
+    """[LR cells, window cells]: summed weight of each cell's points falling in each source cell."""
     total: NDArray[np.float64]
     """[LR cells]: the weight of all of a cell's points."""
     lr_shape: tuple[int, int]
-    source_shape: tuple[int, int]
+    rows: slice
+    """The window of source rows and columns the LR grid touches (plus one cell): only it is read."""
+    cols: slice
     method: RegridMethod
     source_y: NDArray[np.float64]
     """Bilinear only: each LR centre in the source's coordinates ([LR cells])."""
@@ -105,11 +109,10 @@ class CrossGridRemap:
             # Rounded first: a cell exactly k source cells wide must give 2k, not 2k + 1 from float noise.
             lattice = max(subcells, min(MAX_SUBCELLS, int(np.ceil(np.round(2 * max(cells_y, cells_x), 6)))))
         sy, sx, weight = in_source(lattice)
+        rows, cols = _containing_cell(sy, source.y), _containing_cell(sx, source.x)
+        inside = (rows >= 0) & (cols >= 0)
         if method == "bilinear":
-            inside = _within(sy, source.y) & _within(sx, source.x)
-        else:
-            rows, cols = _containing_cell(sy, source.y), _containing_cell(sx, source.x)
-            inside = (rows >= 0) & (cols >= 0)
+            inside &= _within(sy, source.y) & _within(sx, source.x)
         if not inside.all():
             names = ("lat", "lon") if source.kind == "latlon" else ("y", "x")
             raise InputDataError(
@@ -118,23 +121,22 @@ class CrossGridRemap:
                 f"{source.x.min():.6g}..{source.x.max():.6g}) in its coordinate system; use an LR source that "
                 f"covers the domain or crop the HR domain with region"
             )
+        window_rows = slice(max(int(rows.min()) - 1, 0), min(int(rows.max()) + 2, len(source.y)))
+        window_cols = slice(max(int(cols.min()) - 1, 0), min(int(cols.max()) + 2, len(source.x)))
+        width = window_cols.stop - window_cols.start
+        height = window_rows.stop - window_rows.start
         cells = sy.shape[0]
-        source_shape = (len(source.y), len(source.x))
-        if method == "bilinear":
-            matrix = scipy.sparse.csr_matrix((cells, source_shape[0] * source_shape[1]))
-        else:
-            matrix = scipy.sparse.csr_matrix(
-                (
-                    weight.ravel(),
-                    (np.repeat(np.arange(cells), weight.shape[1]), (rows * source_shape[1] + cols).ravel()),
-                ),
-                shape=(cells, source_shape[0] * source_shape[1]),
-            )
+        flat = (rows - window_rows.start) * width + (cols - window_cols.start)
+        matrix = scipy.sparse.csr_matrix(
+            (weight.ravel(), (np.repeat(np.arange(cells), weight.shape[1]), flat.ravel())),
+            shape=(cells, height * width),
+        )
         return cls(
             weights=matrix,
             total=weight.sum(axis=1),
             lr_shape=(len(target.y), len(target.x)),
-            source_shape=source_shape,
+            rows=window_rows,
+            cols=window_cols,
             method=method,
             source_y=sy[:, 0],
             source_x=sx[:, 0],
@@ -142,30 +144,41 @@ class CrossGridRemap:
         )
 
     def apply(self, array: xr.DataArray, source: SourceGrid) -> NDArray[np.float32]:
-        """Values [time, y_lr, x_lr] of a (time, y, x) source variable; NaN where not valid."""
-        if self.method == "bilinear":
-            return self._interpolate(array, source)
-        values = np.asarray(array.values, dtype=np.float64).reshape(array.shape[0], -1).T
-        finite = np.isfinite(values)
-        summed = self.weights @ np.where(finite, values, 0.0)
+        """Values [time, y_lr, x_lr] of a (time, y, x) source variable; NaN where not valid.
+
+        Only the source window the LR grid touches is read, TIME_BLOCK steps at a time.
+        """
+        window = array.isel({source.y_dim: self.rows, source.x_dim: self.cols})
+        blocks = []
+        for start in range(0, window.shape[0], TIME_BLOCK):
+            block = window.isel(time=slice(start, start + TIME_BLOCK))
+            if self.method == "bilinear":
+                blocks.append(self._interpolate(block, source))
+            else:
+                blocks.append(self._weighted_mean(np.asarray(block.values, dtype=np.float64)))
+        return np.concatenate(blocks).reshape(window.shape[0], *self.lr_shape).astype(np.float32)
+
+    def _weighted_mean(self, values: NDArray[np.float64]) -> NDArray[np.float64]:
+        """[time, LR cells] from [time, window rows, window cols], skipping NaN source cells."""
+        flat = values.reshape(values.shape[0], -1).T
+        finite = np.isfinite(flat)
+        summed = self.weights @ np.where(finite, flat, 0.0)
         valid_weight = self.weights @ finite.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             result = summed / valid_weight
         enough = valid_weight >= self.min_valid_fraction * self.total[:, None] * (1 - 1e-9)
-        result = np.where(enough & (valid_weight > 0), result, np.nan)
-        return result.T.reshape(array.shape[0], *self.lr_shape).astype(np.float32)
+        return np.asarray(np.where(enough & (valid_weight > 0), result, np.nan)).T
 
-    def _interpolate(self, array: xr.DataArray, source: SourceGrid) -> NDArray[np.float32]:
+    def _interpolate(self, block: xr.DataArray, source: SourceGrid) -> NDArray[np.float64]:
         values = (
-            array.reset_coords(drop=True)
+            block.reset_coords(drop=True)
             .rename({source.y_dim: "sy", source.x_dim: "sx"})
-            .assign_coords(sy=source.y, sx=source.x)
+            .assign_coords(sy=source.y[self.rows], sx=source.x[self.cols])
             .sortby(["sy", "sx"])
             .astype(np.float64)
         )
         at = {"sy": xr.DataArray(self.source_y, dims="cell"), "sx": xr.DataArray(self.source_x, dims="cell")}
-        result = values.interp(at, method="linear").transpose("time", "cell").values
-        return result.reshape(array.shape[0], *self.lr_shape).astype(np.float32)
+        return np.asarray(values.interp(at, method="linear").transpose("time", "cell").values)
 
 
 def lattice_points(
