@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+import numpy as np
 import torch
 
 from stride_contracts.checkpoint import ModelSpec
@@ -65,6 +66,11 @@ class StopRequested:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """A 64-bit seed for the global RNG at one step of one rank, well mixed (numpy's SeedSequence)."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, dtype=np.uint64)[0])
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -212,6 +218,9 @@ def train(
     for step in steps:
         batch = batch_to(next(batches), device)
         draws = draw_edm(generator, loop.batch_size, sample_shape) if spec.kind == "edm" else None
+        # Dropout draws from the global RNG: seeded from (seed, step, rank), a resumed run draws the masks the
+        # uninterrupted run drew.
+        torch.manual_seed(step_seed(loop.seed, step, world.rank))
         lr = learning_rate(step, config)
         result = step_fn(
             batch,
