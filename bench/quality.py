@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -405,6 +406,17 @@ def git_commit() -> dict[str, Any]:
     return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
 
 
+def finite(value: Any) -> Any:
+    """The report with infinite floats (the sampler's S_max) as strings: strict JSON has no Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite(item) for item in value]
+    return value
+
+
 def fmt(value: float | None, width: int = 9) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.4f}"
 
@@ -498,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print_table(report)
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(report, indent=2) + "\n")
+    args.results.write_text(json.dumps(finite(report), indent=2, allow_nan=False) + "\n")
     print(f"\nwrote {args.results}")
     return 0
 
