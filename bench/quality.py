@@ -137,7 +137,8 @@ class Chain:
                 return dict(record)
             print(f"  {label:<28} exists (no record; kept)", flush=True)
             return {"command": shown, "wall_s": None}
-        log_file = self.logs / f"{output.parent.name}-{output.name}.log"
+        # Named after the output's path under the chain folder: unique per model, label and candidate.
+        log_file = self.logs / ("-".join(output.relative_to(self.folder).parts) + ".log")
         print(f"  {label:<28} running ... (log {log_file})", flush=True)
         start = time.perf_counter()
         used_before = resource.getrusage(resource.RUSAGE_CHILDREN)
