@@ -47,7 +47,10 @@ RegridMethod = Literal["conservative", "bilinear", "nearest"]
 
 
 class LRSourceConfig(SourceConfig):
-    """LR conditioning from a separate (coarser) source, regridded onto the LR grid with xarray-regrid.
+    """LR conditioning from a separate (coarser) source, regridded onto the LR grid.
+
+    In the LR grid's own coordinates xarray-regrid does it; from another coordinate system (lat/lon onto a
+    projection, or another projection) sparse weights built with pyproj (stride_data.reproject).
 
     The LR grid is the HR grid coarsened by `coarsen.factor` (cell k covers HR cells k*factor .. k*factor +
     factor - 1), whether the conditioning is coarsened or regridded. Every dynamic variable comes from this
