@@ -16,9 +16,35 @@ target [time, var, y, x], cond_dynamic [time, dynamic_var, y_lr, x_lr], cond_sta
 seeds [time, member]); all in physical units."""
 
 
-class SamplerSettings(StrictModel):
-    """EDM Heun sampler parameters (Karras et al. 2022, Algorithm 2)."""
+SolverName = Literal["heun", "euler", "dpm2", "dpmpp_2m"]
+"""Solvers of stride_model.sampling.solvers (the registry there lists the same names)."""
+ScheduleName = Literal["karras", "loglinear", "vp"]
+"""Noise-level schedules of stride_model.sampling.schedules."""
+PrecisionName = Literal["fp32", "bf16", "fp16"]
+"""Autocast dtype of the network call at sampling (the solver's loop stays float64)."""
 
+
+class SamplerSettings(StrictModel):
+    """Sampler parameters: a solver, a noise-level schedule and EDM's churn (Karras et al. 2022, Alg. 2).
+
+    The defaults (Heun, Karras rho-schedule, fp32) are the EDM sampler.
+    """
+
+    solver: SolverName = Field(
+        default="heun",
+        description="ODE/SDE solver: 'heun' (EDM Alg. 2, 2 NFE per step but the last), 'euler' (1 NFE per "
+        "step), 'dpm2' (DPM-Solver-2 midpoint, 2 NFE per step but the last), 'dpmpp_2m' (DPM-Solver++(2M) "
+        "multistep, 1 NFE per step; deterministic, needs S_churn = 0).",
+    )
+    schedule: ScheduleName = Field(
+        default="karras",
+        description="Noise levels from sigma_max to sigma_min, then 0: 'karras' (EDM eq. 5 with rho), "
+        "'loglinear' (geometric), 'vp' (EDM's VP-SDE time schedule rescaled to sigma_min..sigma_max).",
+    )
+    precision: PrecisionName = Field(
+        default="fp32",
+        description="Autocast dtype of the network call: fp32, bf16 (CPU and GPU) or fp16 (GPU).",
+    )
     steps: int = Field(default=18, ge=1, le=1000, description="Number of noise levels N.")
     sigma_min: float = Field(default=0.002, gt=0)
     sigma_max: float = Field(default=80.0, gt=0)
