@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from stride_contracts.base import ArtifactHeader, StrictModel
 from stride_contracts.dataset import VariableRef
+from stride_contracts.stats import StatsRow
 
 
 class ModelSpec(StrictModel):
@@ -279,6 +280,11 @@ class CheckpointManifest(ArtifactHeader):
     best_step: int | None = Field(default=None, ge=0, description="Step of the best EMA weights.")
     best_val_loss: float | None = Field(default=None, description="EMA validation loss of the best weights.")
     training_config: dict[str, Any] = Field(description="The resolved training config.")
+    training_stats: list[StatsRow] = Field(
+        default_factory=list,
+        description="The train split's statistics of every variable the model was trained on (the rows of "
+        "stats.parquet): generation compares its inputs with them (domain shift) and bounds its outputs by them.",
+    )
     final_metrics: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")

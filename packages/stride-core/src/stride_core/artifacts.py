@@ -183,11 +183,29 @@ def read_parquet_artifact(
     return table, manifest
 
 
+def table_records(table: pd.DataFrame, row_model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The rows of a contract table as dicts of the row model's fields (Parquet's NaN for a missing value
+    becomes None)."""
+    columns = list(row_model.model_fields)
+    return [
+        {str(k): v for k, v in record.items()}
+        for record in table[columns].astype(object).where(table[columns].notna(), None).to_dict("records")
+    ]
+
+
+RowT = TypeVar("RowT", bound=BaseModel)
+
+
+def contract_rows(table: pd.DataFrame, row_model: type[RowT]) -> list[RowT]:
+    """The rows of a contract table (already validated when read) as row models."""
+    return [row_model.model_validate(record) for record in table_records(table, row_model)]
+
+
 def _validate_rows(table: pd.DataFrame, path: Path, row_model: type[BaseModel]) -> None:
     missing = [column for column in row_model.model_fields if column not in table.columns]
     if missing:
         raise ArtifactError(f"{path}: missing column(s) {missing} required by {row_model.__name__}")
-    records = table[list(row_model.model_fields)].astype(object).where(table.notna(), None).to_dict("records")
+    records = table_records(table, row_model)
     for index, record in enumerate(records):
         try:
             row_model.model_validate(record)

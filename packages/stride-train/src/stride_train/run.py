@@ -9,6 +9,7 @@ from stride_contracts.checkpoint import TransformSet
 from stride_contracts.dataset import DATASET_ARRAYS
 from stride_core.artifacts import (
     MANIFEST_FILE,
+    contract_rows,
     open_zarr_artifact,
     read_parquet_artifact,
     write_manifest_file,
@@ -107,7 +108,7 @@ def _train_and_write(config: TrainConfig, run: RunContext, world: World, stop: S
         inline = InlineEvaluator(data.val_full, spec, transforms, config.inline_eval, world.device, registry)
     result = train(spec, data, config, run, world, stop, inline)
     if world.is_main:
-        _write_checkpoint(config, run, result, spec, transform_set, manifest)
+        _write_checkpoint(config, run, result, spec, transform_set, manifest, contract_rows(stats, StatsRow))
     world.barrier()  # all ranks leave together, once the checkpoint is published
 
 
@@ -118,6 +119,7 @@ def _write_checkpoint(
     spec: ModelSpec,
     transform_set: TransformSet,
     manifest: DatasetManifest,
+    training_stats: list[StatsRow],
 ) -> None:
     best = result.best
     checkpoint = CheckpointManifest(
@@ -134,6 +136,7 @@ def _write_checkpoint(
         best_step=best.step,
         best_val_loss=best.val_loss if best.found else None,
         training_config=config.model_dump(mode="json"),
+        training_stats=training_stats,
         final_metrics=result.metrics,
     )
     with atomic_output(config.output) as staging:
