@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from stride_contracts import SamplerSettings
 from stride_core.config import StrictConfig
+from stride_generate.domain_shift import DomainShiftConfig
 
 
 class GenerateConfig(StrictConfig):
@@ -37,6 +38,10 @@ class GenerateConfig(StrictConfig):
     )
     threads: int | None = Field(default=None, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    domain_shift: DomainShiftConfig = Field(
+        default_factory=DomainShiftConfig,
+        description="Limits past which generation warns that its LR inputs are unlike the training inputs.",
+    )
 
     @model_validator(mode="after")
     def _raw_weights_are_last(self) -> GenerateConfig:

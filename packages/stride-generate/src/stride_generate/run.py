@@ -18,6 +18,7 @@ from stride_core.splits import SplitArrays, load_split
 from stride_core.tracking import RunContext
 from stride_core.transforms import VariableTransforms
 from stride_generate.config import GenerateConfig
+from stride_generate.domain_shift import measure_shift
 from stride_generate.sampling import choose_weights, load_model, member_seeds, sample_dates
 from stride_model.adapter import DownscalingDataset, batch_to, collate_samples
 
@@ -52,9 +53,34 @@ def check_compatible(checkpoint: CheckpointManifest, arrays: SplitArrays, datase
         )
 
 
+def report_domain_shift(
+    checkpoint: CheckpointManifest, arrays: SplitArrays, config: GenerateConfig, run: RunContext
+) -> None:
+    """Say how far the LR inputs lie from the training inputs (logged to MLflow; a warning past the limits)."""
+    report = measure_shift(
+        arrays.cond_dynamic, [v.name for v in checkpoint.dynamic], checkpoint.training_stats
+    )
+    if report is None:
+        log.info("%s carries no training statistics: domain shift not measured", config.checkpoint)
+        return
+    for shift in report.shifts:
+        log.info(
+            "input %s: mean %+.2f training SDs, spread x%.2f, %.2f%% of cells outside the training range",
+            shift.variable,
+            shift.mean_sd,
+            shift.std_ratio,
+            100 * report.outside[shift.variable],
+        )
+    run.log_metrics(report.metrics())
+    for line in report.warnings(config.domain_shift):
+        log.warning(line)
+
+
 def generation_fingerprint(config: GenerateConfig, checkpoint: CheckpointManifest) -> str:
     """Everything that changes the members: settings, dates, and which weights (checkpoint run and step)."""
-    settings = config.model_dump(mode="json", exclude={"output", "threads", "device", "batch_size"})
+    settings = config.model_dump(
+        mode="json", exclude={"output", "threads", "device", "batch_size", "domain_shift"}
+    )
     settings["checkpoint"] = [
         checkpoint.producer.mlflow_run_id,
         checkpoint.step,
@@ -80,6 +106,7 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
     samples = np.searchsorted(adapter.windows.anchors, arrays.time_index)
     run.record_input("dataset", config.dataset, arrays.manifest)
     check_compatible(checkpoint, arrays, config.dataset)
+    report_domain_shift(checkpoint, arrays, config, run)
     members = 1 if checkpoint.model_spec.kind == "regression" else config.members
     if members != config.members:
         log.info("regression checkpoint: generating 1 deterministic member per date")
