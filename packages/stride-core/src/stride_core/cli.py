@@ -24,7 +24,8 @@ from stride_core.config import (
     to_yaml,
 )
 from stride_core.errors import StrideError
-from stride_core.tracking import RunContext, is_main_process, tracked_run
+from stride_core.guards import check_output_apart_from_inputs
+from stride_core.tracking import RunContext, check_tracking_store, is_main_process, tracked_run
 
 ConfigT = TypeVar("ConfigT", bound=StrictConfig)
 
@@ -120,16 +121,27 @@ def build_parser(tool: Tool[Any], parser: argparse.ArgumentParser | None = None)
 def resolve_config(tool: Tool[ConfigT], args: argparse.Namespace) -> ConfigT:
     """Merge the YAML file, the options and the --set overrides, then validate."""
     raw: dict[str, Any] = load_yaml_mapping(args.config) if args.config else {}
-    source = str(args.config) if args.config else "command line"
+    # Where each value came from, so that an error blames the option or --set that gave it, not the file.
+    origins: dict[str, str] = {}
+    flags = {option.field: option.flag for option in tool.options}
     for key, value in vars(args).items():
         if key.startswith("opt:") and value is not None:
-            set_dotted(raw, key.removeprefix("opt:"), str(value) if isinstance(value, Path) else value)
+            dotted = key.removeprefix("opt:")
+            set_dotted(raw, dotted, str(value) if isinstance(value, Path) else value)
+            origins[dotted] = f"option {flags.get(dotted, dotted)}"
     for text in args.overrides:
         dotted, value = parse_override(text)
         set_dotted(raw, dotted, value)
+        origins[dotted] = f"--set {text}"
     try:
         return tool.config_model.model_validate(raw)
     except ValidationError as exc:
+        source = str(args.config) if args.config else "command line"
+        location = [str(part) for part in exc.errors()[0]["loc"]]
+        for dotted, origin in sorted(origins.items(), key=lambda item: -len(item[0])):
+            if location[: len(dotted.split("."))] == dotted.split("."):
+                source = origin
+                break
         raise StrideError(describe_validation_error(exc, source, tool.config_model)) from None
 
 
@@ -146,6 +158,9 @@ def execute(tool: Tool[ConfigT], args: argparse.Namespace) -> int:
             sys.stdout.write(to_yaml(config))
             return 0
         output = tool.output_of(config)
+        check_output_apart_from_inputs(config, tool.output_field)
+        if is_main_process():
+            check_tracking_store(output)
         config_dump = config.model_dump(mode="json")
         with tracked_run(tool.name, config_dump, output, args.experiment) as run:
             tool.run(config, run)
