@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,13 +27,36 @@ def load_weights(path: str | os.PathLike[str], map_location: str | torch.device 
     path = Path(path)
     try:
         state = torch.load(path, weights_only=True, map_location=map_location)
-    except Exception as err:  # torch raises several types (pickle, zip, OSError); all mean the same.
-        raise ValueError(f"{path}: cannot load weights ({type(err).__name__}: {err})") from err
+    except pickle.UnpicklingError as err:
+        if not _refused_object(err):
+            raise ValueError(_unreadable(path, err)) from None
+        # torch's weights-only unpickler refused a Python object that is not a tensor or plain container:
+        # never load it otherwise, and never pass on torch's advice to turn the protection off.
+        raise ValueError(
+            f"{path}: not a STRIDE weights file, or it has been tampered with: it holds Python objects other "
+            f"than tensors, which are refused without being run; use the checkpoint stride-train wrote"
+        ) from None
+    except Exception as err:  # torch raises several types (zip, EOF, OSError); all mean the same.
+        raise ValueError(_unreadable(path, err)) from None
     if not isinstance(state, dict) or not all(
         isinstance(key, str) and isinstance(value, Tensor) for key, value in state.items()
     ):
         raise ValueError(f"{path}: expected a state dict (str -> Tensor), got {type(state).__name__}")
     return state
+
+
+def _refused_object(err: pickle.UnpicklingError) -> bool:
+    """Whether torch refused a global (a class or function) rather than failing to parse the file."""
+    text = str(err)
+    return "Unsupported global" in text or "can still be loaded" in text
+
+
+def _unreadable(path: Path, err: Exception) -> str:
+    # Only the exception type: torch's messages span many lines and suggest weights_only=False.
+    return (
+        f"{path}: cannot load weights ({type(err).__name__}); the file is damaged or not a weights file: "
+        f"re-run stride-train or restore the checkpoint"
+    )
 
 
 def load_into(
