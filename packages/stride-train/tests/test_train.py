@@ -8,6 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from stride_contracts import CheckpointManifest
 from stride_core.artifacts import read_manifest_folder
+from stride_core.cli import EXIT_PREEMPTED
 from stride_model import load_weights
 from stride_train import loop
 from stride_train.cli import main
@@ -60,7 +61,7 @@ def test_killed_run_resumes_exactly(
         return original(step, config)  # type: ignore[arg-type]
 
     monkeypatch.setattr(loop, "learning_rate", preempted_at_step_3)
-    assert train(tiny_args, tmp_path / "resumed", "--steps", "8") == 2
+    assert train(tiny_args, tmp_path / "resumed", "--steps", "8") == EXIT_PREEMPTED
     assert (tmp_path / ".resumed.inprogress" / "state.pt").is_file()
     assert not (tmp_path / "resumed").exists()
     monkeypatch.setattr(loop, "learning_rate", original)

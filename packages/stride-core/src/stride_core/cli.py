@@ -23,13 +23,15 @@ from stride_core.config import (
     set_dotted,
     to_yaml,
 )
-from stride_core.errors import StrideError
+from stride_core.errors import Preempted, StrideError
 from stride_core.guards import check_output_apart_from_inputs
 from stride_core.tracking import RunContext, check_tracking_store, is_main_process, tracked_run
 
 ConfigT = TypeVar("ConfigT", bound=StrictConfig)
 
 EXIT_USER_ERROR = 2
+EXIT_PREEMPTED = 75
+"""Stopped by SIGTERM/SIGUSR1 with the state saved: run the same command again (sysexits' EX_TEMPFAIL)."""
 EXIT_INTERRUPTED = 130
 
 
@@ -169,6 +171,9 @@ def execute(tool: Tool[ConfigT], args: argparse.Namespace) -> int:
                 write_text_atomic(config_file, to_yaml(config))
                 run.log_artifact(config_file)
         return 0
+    except Preempted as exc:
+        print(f"{tool.name}: error: {exc}", file=sys.stderr)
+        return EXIT_PREEMPTED
     except StrideError as exc:
         print(f"{tool.name}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -15,3 +15,9 @@ class ArtifactError(StrideError):
 
 class InputDataError(StrideError):
     """Source data is missing or not what the config says it is (variables, units, grid, NaNs)."""
+
+
+class Preempted(StrideError):
+    """The run was stopped by a signal (SIGTERM/SIGUSR1: pre-emption) after saving its state; running the
+    same command again resumes it. Exits with its own code (EXIT_PREEMPTED), so a scheduler's requeue script
+    can tell it from bad input."""

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from stride_contracts.checkpoint import ModelSpec
-from stride_core.errors import StrideError
+from stride_core.errors import Preempted, StrideError
 from stride_core.progress import get_logger, progress
 from stride_core.resume import open_work_folder, work_folder
 from stride_core.tracking import RunContext
@@ -288,7 +288,7 @@ def train(
             signum = int(world.max(torch.tensor(stop.signum, device=device)))
             checkpoint_state(done)
             world.barrier()  # no rank leaves (and gets the job torn down) before the state is written
-            raise StrideError(
+            raise Preempted(
                 f"stopped by {signal.Signals(signum).name} at step {done}; state saved in {folder}; "
                 f"run the same command again to resume"
             )
