@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,8 +52,13 @@ def variable_stats(
     positive-definite) and the random subsample of `random_subsample`. If every finite value is >= 0, the
     Box-Cox lambda of x + `boxcox_shift` is fitted to that subsample in memory. The second pass fills a
     fixed-range histogram, from which the quantiles are read by linear interpolation (exact to one bin
-    width, (max - min) / bins), and, for x >= 0, the moments of log(x + log_eps), sqrt(x) and the Box-Cox
-    transform over every finite value.
+    width), and, for x >= 0, the moments of log(x + log_eps), sqrt(x) and the Box-Cox transform over every
+    finite value.
+
+    The minimum is an atom counted exactly: a field that is exactly 0 on most cells (dry precipitation) has
+    every quantile at or below the share of zeros exactly 0, not a value interpolated inside the first
+    histogram bin. The histogram holds only the values above the minimum, over [the smallest of them, max],
+    and the quantile levels above the atom are read from it (np.quantile's linear rule, to one bin width).
     """
     if values.ndim == 0:
         values = values.reshape(1)
@@ -73,16 +79,20 @@ def variable_stats(
         "wet_fraction": None if wet_threshold is None else summary.wet / moments.n,
         "wet_threshold": wet_threshold,
     }
-    span = (summary.low, summary.high if summary.high > summary.low else summary.low + 1.0)
+    above = summary.above_low if math.isfinite(summary.above_low) else summary.low
+    span = (above, summary.high if summary.high > above else above + 1.0)
     params = None
     if summary.low >= 0:
         lmbda = fit_boxcox_lambda(summary.sample[:max_samples], boxcox_shift)
         params = _TransformParams(log_eps=log_eps, boxcox_shift=boxcox_shift, boxcox_lambda=lmbda)
     (distribution,) = dask.compute(
-        reduce_blocks(values, _distribute_block, bins=bins, span=span, params=params)
+        reduce_blocks(values, _distribute_block, bins=bins, span=span, low=summary.low, params=params)
     )
     edges = np.linspace(span[0], span[1], bins + 1)
-    row.update(zip(QUANTILE_COLUMNS, _histogram_quantiles(distribution.counts, edges), strict=True))
+    quantiles = _histogram_quantiles(
+        distribution.counts, edges, low=summary.low, at_low=summary.at_low, n=moments.n
+    )
+    row.update(zip(QUANTILE_COLUMNS, quantiles, strict=True))
     if params is None:
         row.update(dict.fromkeys(NON_NEGATIVE_COLUMNS))
     else:
@@ -94,33 +104,55 @@ def variable_stats(
 
 @dataclass(frozen=True)
 class _Summary:
+    """Moments, extremes, wet count and subsample of some chunks; at_low counts the values equal to low
+    exactly and above_low is the smallest value above it (inf when there is none)."""
+
     moments: Moments
     low: float
     high: float
     wet: int
     sample: np.ndarray
+    at_low: int = 0
+    above_low: float = math.inf
 
     def merge(self, other: _Summary) -> _Summary:
+        low = min(self.low, other.low)
+        # A part whose minimum lies above the merged minimum has no value at it: its minimum (and count) moves
+        # to the values above the atom.
+        at_low = sum(part.at_low for part in (self, other) if part.low == low)
+        above = min(part.above_low if part.low == low else part.low for part in (self, other))
         return _Summary(
             self.moments.merge(other.moments),
-            min(self.low, other.low),
+            low,
             max(self.high, other.high),
             self.wet + other.wet,
             np.concatenate([self.sample, other.sample]),
+            at_low,
+            above,
         )
 
 
 def _summarise_block(
     block: np.ndarray, location: tuple[int, ...], *, wet_threshold: float | None, share: float, seed: int
 ) -> _Summary:
-    moments, low, high, wet = Moments(), math.inf, -math.inf, 0
+    summary = _Summary(Moments(), math.inf, -math.inf, 0, np.empty(0))
     for valid in valid_slices(block):
         if valid.size:
-            moments = moments.merge(Moments.of(valid))
-            low, high = min(low, float(valid.min())), max(high, float(valid.max()))
-            if wet_threshold is not None:
-                wet += int(np.count_nonzero(valid > wet_threshold))
-    return _Summary(moments, low, high, wet, sample_block(block, location, share=share, seed=seed))
+            low = float(valid.min())
+            above = valid[valid > low]
+            summary = summary.merge(
+                _Summary(
+                    Moments.of(valid),
+                    low,
+                    float(valid.max()),
+                    0 if wet_threshold is None else int(np.count_nonzero(valid > wet_threshold)),
+                    np.empty(0),
+                    valid.size - above.size,
+                    float(above.min()) if above.size else math.inf,
+                )
+            )
+    sample = sample_block(block, location, share=share, seed=seed)
+    return dataclasses.replace(summary, sample=sample)
 
 
 @dataclass(frozen=True)
@@ -160,11 +192,12 @@ def _distribute_block(
     *,
     bins: int,
     span: tuple[float, float],
+    low: float,
     params: _TransformParams | None,
 ) -> _Distribution:
     distribution = _Distribution(np.zeros(bins, dtype=np.int64))
     for valid in valid_slices(block):
-        counts, _ = np.histogram(valid, bins=bins, range=span)
+        counts, _ = np.histogram(valid[valid > low], bins=bins, range=span)
         transformed = {} if params is None else params.apply(valid)
         distribution = distribution.merge(
             _Distribution(counts, {name: Moments.of(t) for name, t in transformed.items()})
@@ -172,7 +205,26 @@ def _distribute_block(
     return distribution
 
 
-def _histogram_quantiles(counts: np.ndarray, edges: np.ndarray) -> list[float]:
+def _histogram_quantiles(
+    counts: np.ndarray, edges: np.ndarray, *, low: float, at_low: int, n: int
+) -> list[float]:
+    """Quantiles by np.quantile's linear rule: at_low values equal low exactly, the rest are in the histogram.
+
+    The level's fractional rank h = (n - 1) level is exact; ranks inside the atom give low itself, ranks
+    between the atom's last value and the smallest value above it interpolate between the two, and higher
+    ranks are read from the histogram's cumulative counts of the values above the atom.
+    """
+    above = n - at_low
     cumulative = np.concatenate([[0.0], np.cumsum(counts, dtype=np.float64)])
-    cumulative /= cumulative[-1]
-    return [float(np.interp(level, cumulative, edges)) for level in QUANTILE_LEVELS]
+    quantiles = []
+    for level in QUANTILE_LEVELS:
+        h = (n - 1) * level
+        if above == 0 or h <= at_low - 1:
+            quantiles.append(low)
+        elif h < at_low:
+            quantiles.append(low + (h - (at_low - 1)) * (edges[0] - low))
+        else:
+            # Rank h - at_low among the values above the atom; the k-th of m values (0-based) sits at the
+            # cumulative count k + 1/2 of a histogram whose values are spread evenly inside each bin.
+            quantiles.append(float(np.interp(h - at_low + 0.5, cumulative, edges)))
+    return quantiles
