@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from stride_contracts.checkpoint import ModelSpec
 from stride_core.transforms import VariableTransforms
 from stride_model.conditioning import Conditioning
-from stride_model.rain_gate import apply_rain_gate
+from stride_model.rain_gate import RainGateRule, apply_rain_gate
 from stride_model.sampler import sample_ensemble
 
 
@@ -22,12 +22,17 @@ def physical_members(
     cond: Conditioning,
     seeds: list[list[int]],
     transforms: VariableTransforms,
+    rain_gate: RainGateRule = "sample",
+    rain_gate_length: float = 0.0,
     **sampler: Any,
 ) -> NDArray[np.float32]:
     """Members [B, M, C_out, H, W] in physical units; a regression model gives its one prediction (M = 1).
 
     `sampler` goes to sample_ensemble (num_steps, sigma_max, S_churn, ...). With a RainGate, pixels the gate
-    calls dry are exactly 0 in every member: the gate sees only the conditioning, so it is evaluated once.
+    calls dry are exactly 0: by default (rain_gate "sample") each member draws them from P(wet) with a
+    generator of its own seed (correlation length rain_gate_length HR pixels), so member k depends on
+    seeds[b][k] alone; "threshold" is the old rule, dry where P(wet) < 0.5 in every member. The gate sees
+    only the conditioning, so its probabilities are evaluated once per date.
     """
     if spec.kind == "regression":
         prediction = model(cond)[:, None]
@@ -35,5 +40,14 @@ def physical_members(
         prediction = sample_ensemble(model, cond, seeds, spec.out_channels, **sampler)
     members = torch.from_numpy(transforms.inverse_target(prediction.float().cpu().numpy()))
     if spec.use_rain_gate:
-        members = apply_rain_gate(members, model.rain_gate_logits(cond).float().cpu())
+        # A regression model has one member and no member seeds of its own: it keeps the calibrated-by-
+        # construction threshold rule unless asked otherwise with seeds that match.
+        rule: RainGateRule = "threshold" if spec.kind == "regression" else rain_gate
+        members = apply_rain_gate(
+            members,
+            model.rain_gate_logits(cond).float().cpu(),
+            rule=rule,
+            seeds=seeds,
+            length=rain_gate_length,
+        )
     return members.numpy().astype(np.float32, copy=False)

@@ -1,12 +1,29 @@
 """RainGate: the probability that each HR pixel is wet, from the conditioning alone, and its use on samples.
 
 The head reads the condition image (not the noisy target), so generation computes it once per date and
-sets every member's dry pixels to exactly zero; a diffusion model alone leaves a drizzle of small values
+sets each member's dry pixels to exactly zero; a diffusion model alone leaves a drizzle of small values
 where it should be dry, which inflates the wet-day frequency.
+
+How a member's dry pixels are chosen (`RainGateRule`):
+
+- "sample" (the default of generation): member k draws its own wet/dry field from P(wet), with a generator
+  seeded from its own seed alone, so the ensemble's wet frequency follows the predicted probability and
+  member k is the same whether it is generated alone or with others. The draw thresholds a Gaussian random
+  field at Phi^-1(P(wet)): white noise, optionally smoothed by a Gaussian kernel of `length` HR pixels and
+  renormalised to unit variance, so every pixel is wet with probability P(wet) exactly while neighbouring
+  pixels decide together (rain comes in areas, not as salt and pepper).
+- "threshold" (the old rule, kept for the ablation): dry wherever P(wet) < 0.5, the same in every member.
+  On dry-dominated climates an uncertain rain event (P(wet) 0.3, say) is then removed from every member,
+  and the ensemble rains far less often than the truth.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -22,7 +39,7 @@ class RainGate(nn.Module):
     """Condition image [B, in_channels, H, W] (and the FiLM vector) -> wet logits [B, out_channels, H, W].
 
     Each layer is conv - group norm - FiLM scale/shift - SiLU. The output layer starts at zero: the untrained
-    gate says P(wet) = 0.5 everywhere, which apply_rain_gate keeps, so an untrained gate changes nothing.
+    gate says P(wet) = 0.5 everywhere, which the threshold rule of apply_rain_gate keeps.
     """
 
     def __init__(self, spec: ModelSpec, film_channels: int | None) -> None:
@@ -65,24 +82,90 @@ class RainGate(nn.Module):
         return logits
 
 
-def apply_rain_gate(members_physical: Tensor, wet_logits: Tensor) -> Tensor:
-    """Members [B, M, C, H, W] (physical units) with exactly 0 where the gate says P(wet) < 0.5.
+RainGateRule = Literal["sample", "threshold"]
+RAIN_GATE_RULES: tuple[RainGateRule, ...] = ("sample", "threshold")
+_GATE_STREAM = 0x52474154
+"""Mixed into each member's seed, so its gate draw is independent of the sampler noise of the same seed."""
 
-    wet_logits [B, C, H, W] is the gate's logit per date; P(wet) < 0.5 is logit < 0, the same for every
-    member. An untrained gate (logit 0) keeps everything.
+
+def gate_seed(seed: int) -> int:
+    """The seed of member `seed`'s gate generator: a function of that seed alone."""
+    state = np.random.SeedSequence([int(seed), _GATE_STREAM]).generate_state(1, np.uint64)[0]
+    return int(state)
+
+
+def gaussian_kernel(length: float) -> Tensor:
+    """1-D Gaussian kernel of standard deviation `length` pixels (radius 3 length), unit sum of squares."""
+    radius = max(1, math.ceil(3 * length))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (offsets / length) ** 2)
+    return kernel / kernel.square().sum().sqrt()
+
+
+def gate_uniforms(seeds: Sequence[int], shape: tuple[int, int, int], length: float = 0.0) -> Tensor:
+    """Uniform(0, 1) fields [len(seeds), C, H, W], one per seed from that seed alone (float64).
+
+    With length > 0 the underlying standard normal field is smoothed by a separable Gaussian kernel whose
+    weights have unit sum of squares, so it stays exactly standard normal at every pixel (the noise is drawn
+    on a margin around the domain, so the edges are no different).
+    """
+    if length < 0:
+        raise ValueError(f"rain gate: correlation length must be >= 0 pixels, got {length}")
+    channels, height, width = shape
+    kernel = gaussian_kernel(length) if length > 0 else None
+    radius = 0 if kernel is None else (kernel.numel() - 1) // 2
+    fields = []
+    for seed in seeds:
+        generator = torch.Generator().manual_seed(gate_seed(seed))
+        z = torch.randn(
+            (channels, 1, height + 2 * radius, width + 2 * radius), generator=generator, dtype=torch.float64
+        )
+        if kernel is not None:
+            z = F.conv2d(z, kernel.view(1, 1, -1, 1))
+            z = F.conv2d(z, kernel.view(1, 1, 1, -1))
+        fields.append(z[:, 0])
+    normal = torch.stack(fields)
+    return 0.5 * (1 + torch.erf(normal / math.sqrt(2)))
+
+
+def apply_rain_gate(
+    members_physical: Tensor,
+    wet_logits: Tensor,
+    rule: RainGateRule = "threshold",
+    seeds: Sequence[Sequence[int]] | None = None,
+    length: float = 0.0,
+) -> Tensor:
+    """Members [B, M, C, H, W] (physical units) with exactly 0 where the gate calls them dry.
+
+    wet_logits [B, C, H, W] is the gate's logit per date. rule "threshold": dry where P(wet) < 0.5 (logit
+    < 0), the same for every member; an untrained gate (logit 0) keeps everything. rule "sample": member
+    seeds[b][k] is dry where its own uniform field (gate_uniforms, correlation `length` pixels) is >= P(wet),
+    so each pixel is wet in a share P(wet) of the members; an untrained gate keeps half the pixels.
     """
     if members_physical.ndim != 5 or wet_logits.ndim != 4:
         raise ValueError(
             f"apply_rain_gate: expected members [B, M, C, H, W] and logits [B, C, H, W], got "
             f"{list(members_physical.shape)} and {list(wet_logits.shape)}"
         )
-    batch, _, channels, height, width = members_physical.shape
+    batch, n_members, channels, height, width = members_physical.shape
     if tuple(wet_logits.shape) != (batch, channels, height, width):
         raise ValueError(
             f"apply_rain_gate: logits {list(wet_logits.shape)} do not match members "
             f"{list(members_physical.shape)}; expected [{batch}, {channels}, {height}, {width}]"
         )
-    dry = (wet_logits < 0).unsqueeze(1).to(members_physical.device)
+    if rule == "threshold":
+        dry = (wet_logits < 0).unsqueeze(1).to(members_physical.device)
+    elif rule == "sample":
+        if seeds is None or len(seeds) != batch or any(len(row) != n_members for row in seeds):
+            raise ValueError(
+                f"apply_rain_gate: rule 'sample' needs one seed per member, [{batch}][{n_members}] for members "
+                f"{list(members_physical.shape)}"
+            )
+        p_wet = torch.sigmoid(wet_logits.to(torch.float64)).cpu()
+        uniforms = torch.stack([gate_uniforms(row, (channels, height, width), length) for row in seeds])
+        dry = (uniforms >= p_wet.unsqueeze(1)).to(members_physical.device)
+    else:
+        raise ValueError(f"apply_rain_gate: rule must be one of {RAIN_GATE_RULES}, got {rule!r}")
     return torch.where(dry, torch.zeros_like(members_physical), members_physical)
 
 
