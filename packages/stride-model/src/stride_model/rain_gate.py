@@ -26,9 +26,11 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
 from stride_contracts.checkpoint import ModelSpec
+from stride_core.config import StrictConfig
 from stride_model.unet import _conv, _init, num_groups
 
 # 3x3 convolutions with growing dilation: a 15-pixel receptive field at HR for a few small layers.
@@ -84,6 +86,26 @@ class RainGate(nn.Module):
 
 RainGateRule = Literal["sample", "threshold"]
 RAIN_GATE_RULES: tuple[RainGateRule, ...] = ("sample", "threshold")
+DEFAULT_GATE_LENGTH = 4.0
+"""HR pixels: wet/dry decided together over a few pixels (a few km at 1 km), the scale of a rain cell's edge."""
+
+
+class RainGateSettings(StrictConfig):
+    """How generation turns the RainGate's P(wet) into each member's dry pixels."""
+
+    rule: RainGateRule = Field(
+        default="sample",
+        description="sample: each member draws its dry pixels from P(wet) with its own seed, so the ensemble "
+        "rains as often as predicted; threshold: the old rule, dry wherever P(wet) < 0.5 in every member.",
+    )
+    length: float = Field(
+        default=DEFAULT_GATE_LENGTH,
+        ge=0.0,
+        description="Correlation length (HR pixels, Gaussian) of each member's draw; 0 draws every pixel "
+        "independently. Each pixel stays wet with probability P(wet) whatever the length.",
+    )
+
+
 _GATE_STREAM = 0x52474154
 """Mixed into each member's seed, so its gate draw is independent of the sampler noise of the same seed."""
 
