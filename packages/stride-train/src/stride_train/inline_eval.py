@@ -3,6 +3,11 @@
 It only observes. It samples the EMA weights with its own per-member seeds (no shared generator), and its
 scores are logged but never used for checkpoint selection, which stays with the validation loss. Beside the
 scores it draws a quicklook of the first date and runs the perturbation-response diagnostic.
+
+For a positive-definite target it also reports the wet frequency of the members and of the truth (share of
+valid values above the wet threshold: the RainGate's, else WET_THRESHOLD), and it warns in one line when the
+ensemble has no spread or never rains, where a small CRPS and a spread-skill of 0 would otherwise pass for
+good scores.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from numpy.typing import NDArray
 from stride_contracts.checkpoint import ModelSpec
 from stride_core.maps import quicklook_figure, save_figure
 from stride_core.metrics import crps_ensemble_fair, probability_matched_mean, spread_skill_ratio
+from stride_core.progress import get_logger
 from stride_core.transforms import VariableTransforms
 from stride_core.variables import VariableRegistry
 from stride_model import assemble_conditioning
@@ -24,6 +30,42 @@ from stride_model.adapter import DownscalingDataset, batch_to, collate_samples
 from stride_model.members import physical_members
 from stride_train.config import InlineEvalConfig
 from stride_train.perturbation import perturbation_response
+
+log = get_logger("stride-train")
+WET_THRESHOLD = 0.1
+"""Wet above this (the variable's units) without a RainGate threshold; stride-eval's default wet_threshold."""
+
+
+def occurrence_scores(
+    name: str, members: NDArray[np.float32], truth: NDArray[np.float32], threshold: float
+) -> dict[str, float]:
+    """inline.<name>.wet_freq (members) and .wet_freq_truth over the valid cells of [dates, M, H, W] / [dates, H, W]."""
+    valid = np.isfinite(truth)
+    if not valid.any():
+        return {}
+    wet_members = members[np.broadcast_to(valid[:, None], members.shape)] > threshold
+    return {
+        f"inline.{name}.wet_freq": float(wet_members.mean()),
+        f"inline.{name}.wet_freq_truth": float((truth[valid] > threshold).mean()),
+    }
+
+
+def degenerate_ensemble(
+    name: str, members: NDArray[np.float32], threshold: float | None, step: int | None = None
+) -> str | None:
+    """A one-line warning when every member is identical everywhere, or (threshold given) never wet."""
+    at = "" if step is None else f" at step {step}"
+    if threshold is not None and not (members > threshold).any():
+        return (
+            f"inline evaluation{at}: every {name} member is dry (nothing above {threshold:g}) on every date; "
+            "its CRPS and spread-skill say nothing about rain (RainGate rule, training length or transform)"
+        )
+    if members.shape[1] > 1 and not (np.nanmax(members, axis=1) > np.nanmin(members, axis=1)).any():
+        return (
+            f"inline evaluation{at}: the {name} ensemble has zero spread (all members equal); spread-skill "
+            "is 0 by construction"
+        )
+    return None
 
 
 class InlineEvaluator:
@@ -60,9 +102,18 @@ class InlineEvaluator:
             model, self.spec, cond, self.seeds, self.transforms, num_steps=self.config.sampler_steps
         )
 
+    def _wet_threshold(self, name: str) -> float | None:
+        """The wet threshold of a positive-definite target (the RainGate's where there is one), else None."""
+        variable = self.registry.get(name)
+        if variable is None or not variable.is_positive_definite:
+            return None
+        if self.spec.use_rain_gate and self.spec.rain_gate_threshold is not None:
+            return float(self.spec.rain_gate_threshold)
+        return WET_THRESHOLD
+
     @torch.no_grad()
     def evaluate(
-        self, model: torch.nn.Module, figure_folder: Path | None = None
+        self, model: torch.nn.Module, figure_folder: Path | None = None, step: int | None = None
     ) -> tuple[dict[str, float], list[Path]]:
         """Scores (inline.<var>.crps, .spread_skill, perturb.<var>.*) and the quicklooks written, if a folder."""
         ensemble = self._members(model, self.batch)
@@ -76,6 +127,12 @@ class InlineEvaluator:
                 scores[f"inline.{name}.spread_skill"] = float(
                     spread_skill_ratio(members, truth, member_axis=1)
                 )
+            threshold = self._wet_threshold(name)
+            if threshold is not None:
+                scores.update(occurrence_scores(name, members, truth, threshold))
+            warning = degenerate_ensemble(name, members, threshold, step)
+            if warning is not None:
+                log.warning(warning)
         for perturbation in self.config.perturbations:
             result = perturbation_response(
                 lambda batch: self._members(model, batch),

@@ -275,7 +275,7 @@ def train(
             )
         if inline is not None and inline.due(done):
             figures_folder = folder / "inline" / f"step_{done:07d}"
-            scores, figures = inline.evaluate(ema.model, figures_folder)
+            scores, figures = inline.evaluate(ema.model, figures_folder, step=done)
             run.log_metrics(scores, step=done)
             for figure in figures:
                 run.log_artifact(figure, f"inline/step_{done:07d}")
