@@ -247,3 +247,47 @@ def test_bad_set_value_names_set_not_the_file(chain: Chain, tmp_path: Path) -> N
     )
     last = assert_one_line_failure(result, "--set training.steps=five", "'training.steps'")
     assert "configs/train_era5_uk.yaml" not in last
+
+
+# --- 5, 7. Damaged artifacts ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("array", ["cond_static", "target"])
+@pytest.mark.parametrize("tool", ["stride-stats", "stride-generate"])
+def test_array_missing_from_the_dataset(chain: Chain, inputs: dict[str, Path], tool: str, array: str) -> None:
+    dataset = inputs["dataset.zarr"]
+    shutil.rmtree(dataset / array)  # the store's consolidated metadata still lists it
+    out = dataset.parent / "out"
+    args = {
+        "stride-stats": ["stride-stats", "--dataset", str(dataset), "--out", str(out)],
+        "stride-generate": [
+            "stride-generate",
+            "--checkpoint",
+            str(chain.path("checkpoint")),
+            "--dataset",
+            str(dataset),
+            "--out",
+            str(out),
+        ],
+    }[tool]
+    assert_one_line_failure(run_cli(args, chain.env), f"missing array '{array}'", "stride-data build")
+    assert not out.exists()
+
+
+class Payload:
+    """Any object a pickle may carry: torch's weights-only loader must refuse it without running it."""
+
+
+def test_foreign_pickle_in_a_checkpoint(chain: Chain, tmp_path: Path) -> None:
+    import torch
+
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(chain.path("checkpoint"), checkpoint)
+    for weights in checkpoint.glob("*.pt"):
+        torch.save({"payload": Payload()}, weights)
+    out = tmp_path / "samples.zarr"
+    args = ["stride-generate", "--checkpoint", str(checkpoint), "--dataset", str(chain.path("dataset.zarr"))]
+    result = run_cli([*args, "--out", str(out)], chain.env)
+    last = assert_one_line_failure(result, "not a STRIDE weights file, or it has been tampered with")
+    assert "weights_only" not in result.stderr and last.count("stride-generate: error") == 1
+    assert not out.exists()

@@ -87,13 +87,19 @@ def write_zarr_artifact(dataset: xr.Dataset, manifest: ArtifactHeader, path: Pat
     validate_manifest(_manifest_json(manifest), path, type(manifest))
     with atomic_output(path) as staging:
         dataset.to_zarr(staging, mode="w", consolidated=False, zarr_format=3)
-        group = zarr.open_group(staging, mode="r+")
-        group.attrs[MANIFEST_KEY] = _manifest_json(manifest)
-        # Consolidated metadata is a zarr-python extension to v3 (other readers ignore it); it lets a plain
-        # xr.open_zarr(path) open the store in one read and without warnings.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-            zarr.consolidate_metadata(staging)
+        seal_zarr_store(staging, manifest)
+
+
+def seal_zarr_store(store: Path, manifest: ArtifactHeader) -> None:
+    """Attach the validated manifest to a fully written (still unpublished) store and consolidate it."""
+    validate_manifest(_manifest_json(manifest), store, type(manifest))
+    group = zarr.open_group(store, mode="r+")
+    group.attrs[MANIFEST_KEY] = _manifest_json(manifest)
+    # Consolidated metadata is a zarr-python extension to v3 (other readers ignore it); it lets a plain
+    # xr.open_zarr(path) open the store in one read and without warnings.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(store)
 
 
 def read_zarr_manifest(
@@ -106,7 +112,9 @@ def read_zarr_manifest(
     try:
         group = zarr.open_group(path, mode="r")
         raw = group.attrs.asdict().get(MANIFEST_KEY)
-        present = set(group.array_keys())
+        # The arrays really in the store, not those its consolidated metadata lists: a deleted array
+        # stays listed there and would only fail later, deep inside a read.
+        present = set(zarr.open_group(path, mode="r", use_consolidated=False).array_keys())
     except Exception as exc:  # zarr raises many types for corrupt stores
         raise ArtifactError(
             f"{path}: not a readable Zarr store ({type(exc).__name__}: {exc}); re-create it with "
