@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from stride_core.errors import StrideError
 
 
 def staging_path(final: Path) -> Path:
@@ -23,10 +26,49 @@ def atomic_output(final: Path) -> Iterator[Path]:
     staging = staging_path(final)
     try:
         yield staging
-    except BaseException:
+    except BaseException as exc:
+        written = _size(staging)
         _remove(staging)
+        if _disk_full(exc):
+            free = shutil.disk_usage(final.parent).free
+            raise StrideError(
+                f"{final}: the disk ran out of space after {written / 2**20:.1f} MiB were written "
+                f"({free / 2**20:.1f} MiB free now on that filesystem); nothing was published and the partial "
+                f"output was removed: free space there or write the output elsewhere"
+            ) from None
         raise
     publish(staging, final)
+    remove_stale_partials(final)
+
+
+def remove_stale_partials(final: Path) -> None:
+    """Delete what killed runs left of this output (`.NAME.partial-*`, `.NAME.old-*`) once it is published."""
+    for prefix in (f".{final.name}.partial-", f".{final.name}.old-"):
+        for stale in final.parent.glob(f"{prefix}*"):
+            _remove(stale)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether an error (or one it was raised from) means the disk is full; codecs and stores wrap ENOSPC."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return True
+        text = str(current)
+        if "No space left on device" in text or "errno 28" in text.lower() or "disk is full" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return 0
 
 
 def publish(staging: Path, final: Path) -> None:
