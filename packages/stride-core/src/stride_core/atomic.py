@@ -59,6 +59,8 @@ def _disk_full(exc: BaseException) -> bool:
         text = str(current)
         if "No space left on device" in text or "errno 28" in text.lower() or "disk is full" in text:
             return True
+        if isinstance(current, OSError) and " requested and " in text and text.endswith("written"):
+            return True  # numpy's short write (np.save, tofile) on a full disk carries no errno
         current = current.__cause__ or current.__context__
     return False
 

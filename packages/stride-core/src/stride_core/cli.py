@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import textwrap
@@ -44,6 +45,8 @@ class Option:
     help: str
     type: Callable[[str], Any] = str
     metavar: str | None = None
+    repeat: bool = False
+    """Whether the flag may be given several times (the field then receives the list of values)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ def build_parser(tool: Tool[Any], parser: argparse.ArgumentParser | None = None)
             dest=f"opt:{option.field}",
             type=option.type,
             metavar=option.metavar or option.field.split(".")[-1].upper(),
+            action="append" if option.repeat else "store",
             default=None,
             help=f"{option.help} (config: {option.field}; default: {default})",
         )
@@ -179,7 +183,11 @@ def execute(tool: Tool[ConfigT], args: argparse.Namespace) -> int:
         return EXIT_USER_ERROR
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"{tool.name}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        fix = ""
+        if exc.errno == errno.ENOSPC:
+            # Outputs are published only when complete, so a full disk leaves the old artifact (or none).
+            fix = "; nothing was published: free space there or write the output elsewhere, then run again"
+        print(f"{tool.name}: error: {where}{exc.strerror or exc}{fix}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"{tool.name}: interrupted; no partial output was published", file=sys.stderr)
