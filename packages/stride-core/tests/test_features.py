@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import cftime
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from stride_contracts import DatasetManifest, FeatureSpec, ModelSpec, ProducerRef, SplitRange, VariableRef
 from stride_contracts.dataset import GridInfo, SourceFile
@@ -131,3 +133,57 @@ def test_channel_counts_reject_a_patch_off_the_lr_grid() -> None:
         channel_counts(_manifest(), FeatureSpec(), (16, 22))
     with pytest.raises(ConfigError, match="patch height 64 exceeds"):
         channel_counts(_manifest(), FeatureSpec(), (64, 24))
+
+
+def _cf_daily(calendar: str, start: str, periods: int) -> xr.CFTimeIndex:
+    return xr.date_range(start, periods=periods, freq="D", calendar=calendar, use_cftime=True)
+
+
+@pytest.mark.parametrize("calendar", ["360_day", "noleap", "all_leap", "julian"])
+def test_windows_on_cftime_axes_follow_their_calendar(calendar: str) -> None:
+    """Daily steps across the end of February are contiguous in each calendar; a missing day is a gap."""
+    days = _cf_daily(calendar, "2001-02-26", 8)
+    codes = np.zeros(8, dtype=np.int8)
+    full = temporal_windows(days, codes, "train", FeatureSpec(temporal_steps=3, temporal_edge="drop"), 24.0)
+    assert full.anchors.tolist() == [1, 2, 3, 4, 5, 6]
+    gapped = days.delete(4)  # drop one day: the windows spanning it go
+    cut = temporal_windows(
+        gapped, codes[:7], "train", FeatureSpec(temporal_steps=3, temporal_edge="drop"), 24.0
+    )
+    assert cut.anchors.tolist() == [1, 2, 5]
+
+
+def test_doy_encoding_covers_the_whole_cycle_in_every_calendar() -> None:
+    """One year of daily stamps at noon spans the full circle in every calendar (its mean is the centre, its
+    last day is one step before phase 0), so 30 December of a 360-day year sits where 31 December of a
+    365-day year does and not five days early, as a day number over 365 would put it."""
+    years = {
+        "360_day": _cf_daily("360_day", "2001-01-01T12:00", 360),
+        "noleap": _cf_daily("noleap", "2001-01-01T12:00", 365),
+        "all_leap": _cf_daily("all_leap", "2001-01-01T12:00", 366),
+        "standard": pd.date_range("2001-01-01T12:00", periods=365, freq="D"),
+    }
+    for calendar, times in years.items():
+        enc = time_encodings(times, ("doy",)).astype(np.float64)
+        np.testing.assert_allclose(enc.mean(axis=0), [0, 0], atol=1e-6, err_msg=calendar)
+        last = np.arctan2(enc[-1, 0], enc[-1, 1]) % (2 * np.pi)
+        np.testing.assert_allclose(last, 2 * np.pi * (1 - 0.5 / len(times)), atol=1e-5, err_msg=calendar)
+
+
+def test_a_model_trained_on_one_calendar_sees_the_same_season_on_another() -> None:
+    """The features a standard-calendar model saw on the 15th of each month at 00:00 are within 2.5 days of
+    phase from those of the same date in a 360_day or noleap input (months of 30 days shift mid-March by two
+    days at most), while a day number over 365 would put 15 December of a 360-day year 4 days early."""
+    standard = pd.DatetimeIndex([f"2001-{m:02d}-15" for m in range(1, 13)])
+    reference = time_encodings(standard, ("doy", "hour")).astype(np.float64)
+    for calendar in ("360_day", "noleap"):
+        other = xr.CFTimeIndex([cftime.datetime(2001, m, 15, calendar=calendar) for m in range(1, 13)])
+        enc = time_encodings(other, ("doy", "hour")).astype(np.float64)
+        angle = np.arccos(np.clip((enc[:, :2] * reference[:, :2]).sum(axis=1), -1, 1))
+        assert angle.max() < 2 * np.pi * 2.5 / 365, calendar
+        np.testing.assert_array_equal(enc[:, 2:], reference[:, 2:])
+    december = time_encodings(xr.CFTimeIndex([cftime.datetime(2001, 12, 15, calendar="360_day")]), ("doy",))
+    standard_day = 348  # days since 1 January of 15 December 2001
+    naive_lag_days = standard_day - 344  # 15 December is day 345 of a 360-day year
+    lag_days = standard_day - 365 * (np.arctan2(*december[0]) % (2 * np.pi)) / (2 * np.pi)
+    assert naive_lag_days == pytest.approx(4) and abs(lag_days) < 1.5

@@ -222,11 +222,16 @@ def year_phase(times: TimeIndex) -> NDArray[np.float64]:
     model conditioned on this phase (stride_core.features `doy`) can be trained on one calendar and applied
     to another; leap days do not shift the phase of the following years either.
     """
+    return days_into_year(times) / days_in_year(times)
+
+
+def days_into_year(times: TimeIndex) -> NDArray[np.float64]:
+    """Days elapsed since 1 January 00:00 of each stamp's year, d - 1 + h / 24 (see `year_phase`)."""
     if isinstance(times, pd.DatetimeIndex):
         day = times.day_of_year.to_numpy(dtype=np.float64)
     else:
         day = np.asarray(times.dayofyear, dtype=np.float64)
-    return (day - 1.0 + hour_of_day(times) / 24.0) / days_in_year(times)
+    return day - 1 + hour_of_day(times) / 24.0
 
 
 def to_datetime_or_iso(stamp: Any) -> datetime | str:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from stride_contracts import DatasetManifest
 from stride_contracts.checkpoint import FeatureSpec
 from stride_contracts.dataset import SPLIT_CODES
+from stride_core.calendars import TimeIndex, days_in_year, days_into_year, elapsed_seconds, hour_of_day
 from stride_core.errors import ArtifactError, ConfigError
 from stride_core.patches import lr_patch_shape
 
@@ -44,20 +44,22 @@ def window_offsets(features: FeatureSpec) -> NDArray[np.int64]:
     return np.arange(first, first + steps, dtype=np.int64)
 
 
-def contiguous_runs(
-    times: pd.DatetimeIndex, index: NDArray[np.integer], step_hours: float
-) -> NDArray[np.int64]:
-    """Run id of each of the store indices `index` (sorted): a new run starts after a gap in the store or in time."""
+def contiguous_runs(times: TimeIndex, index: NDArray[np.integer], step_hours: float) -> NDArray[np.int64]:
+    """Run id of each of the store indices `index` (sorted): a new run starts after a gap in the store or in time.
+
+    Time differences are counted in the axis's own calendar (stride_core.calendars), so 30 February to
+    1 March of a `360_day` axis is one daily step and 28 February to 1 March of a `noleap` one too.
+    """
     if index.size == 0:
         return np.zeros(0, dtype=np.int64)
-    seconds = times.values[index].astype("datetime64[ns]").astype(np.int64) / 1e9
+    seconds = elapsed_seconds(times[index])
     adjacent = np.diff(index) == 1
     one_step = np.abs(np.diff(seconds) - step_hours * 3600.0) <= STEP_TOLERANCE_S
     return np.concatenate([[0], np.cumsum(~(adjacent & one_step))]).astype(np.int64)
 
 
 def temporal_windows(
-    times: pd.DatetimeIndex,
+    times: TimeIndex,
     split_codes: NDArray[np.integer],
     split: str,
     features: FeatureSpec,
@@ -103,21 +105,21 @@ def temporal_windows(
     return TemporalWindows(anchors=index, steps=index[clamped])
 
 
-def time_encodings(times: pd.DatetimeIndex, names: Sequence[str]) -> NDArray[np.float32]:
+def time_encodings(times: TimeIndex, names: Sequence[str]) -> NDArray[np.float32]:
     """(sin, cos) pairs of each cyclic feature in `names` order -> float32 [N, 2 * len(names)].
 
     `doy`: phase 2 pi (d - 1 + h / 24) / L with d the day of year, h the fractional hour and L the length of
-    that calendar year (365 or 366 days), so 1 January 00:00 is phase 0 in every year and leap years do not
-    drift. `hour`: phase 2 pi h / 24.
+    that year in the axis's calendar (365 or 366 days; 360 in `360_day`, 365 in `noleap`, 366 in `all_leap`):
+    the fraction of the year elapsed (stride_core.calendars.year_phase), so 1 January 00:00 is phase 0 in every
+    year, leap years do not drift, and the same season has the same phase in every calendar: a model trained on
+    one calendar applies to another. `hour`: phase 2 pi h / 24.
     """
-    hours = (times.hour + times.minute / 60.0 + times.second / 3600.0).to_numpy(dtype=np.float64)
+    hours = hour_of_day(times)
     columns = []
     for name in names:
         if name == "doy":
-            year_length = np.where(times.is_leap_year, 366.0, 365.0)
-            phase = (
-                2 * np.pi * (times.day_of_year.to_numpy(dtype=np.float64) - 1 + hours / 24.0) / year_length
-            )
+            # Same operations, in the same order, as before calendars: standard axes encode bit-identically.
+            phase = 2 * np.pi * days_into_year(times) / days_in_year(times)
         elif name == "hour":
             phase = 2 * np.pi * hours / 24.0
         else:

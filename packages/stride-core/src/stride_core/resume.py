@@ -8,6 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import cftime
+
+from stride_core.calendars import iso
 from stride_core.errors import ConfigError
 
 FINGERPRINT_FILE = "fingerprint"
@@ -19,9 +22,19 @@ def work_folder(output: Path) -> Path:
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
-    """A short hash of the settings that change results."""
-    text = json.dumps(settings, sort_keys=True, default=str)
+    """A short hash of the settings that change results.
+
+    Dates of any calendar may be among them: a cftime date hashes as its ISO stamp and calendar, so the same
+    label in a `360_day` and a `noleap` run differs (other values hash as `str`, as before calendars).
+    """
+    text = json.dumps(settings, sort_keys=True, default=_as_text)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, cftime.datetime):
+        return f"{iso(value)} {value.calendar}"
+    return str(value)
 
 
 def open_work_folder(output: Path, settings_fingerprint: str) -> Path:

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from stride_contracts import DatasetManifest
 from stride_contracts.dataset import DATASET_ARRAYS, SPLIT_CODES
 from stride_core.artifacts import load_variable, open_zarr_artifact
+from stride_core.calendars import TimeIndex, time_index
 from stride_core.errors import ArtifactError
 
 SPATIAL_COORDS = ("lat", "lon", "lat_lr", "lon_lr", "y", "x", "y_lr", "x_lr")
@@ -22,7 +22,8 @@ class SplitArrays:
     """One split's arrays: target [time, C_out, H, W], cond_dynamic [time, C_dyn, h, w], cond_static [C_s, H, W]."""
 
     manifest: DatasetManifest
-    times: pd.DatetimeIndex
+    times: TimeIndex
+    """datetime64 for standard calendars, cftime dates (CFTimeIndex) for the others (stride_core.calendars)."""
     time_index: NDArray[np.int64]
     """Positions of these times on the store's time axis."""
     target: NDArray[np.float32]
@@ -58,7 +59,7 @@ def load_split(
     subset = dataset.isel(time=index)
     arrays = SplitArrays(
         manifest=manifest,
-        times=pd.DatetimeIndex(subset["time"].values),
+        times=time_index(subset["time"]),
         time_index=index.astype(np.int64),
         target=load_variable(subset, "target", path).values.astype(np.float32),
         cond_dynamic=load_variable(subset, "cond_dynamic", path).values.astype(np.float32),
