@@ -3,7 +3,7 @@
 from stride_contracts.base import ArtifactHeader, InputRef, ProducerRef
 from stride_contracts.checkpoint import CheckpointManifest, FeatureSpec, ModelSpec, TransformSpec
 from stride_contracts.dataset import DatasetManifest, SplitRange, VariableRef
-from stride_contracts.metrics import METRICS_COLUMNS, MetricRow, MetricsManifest
+from stride_contracts.metrics import METRIC_QUALIFIERS, METRICS_COLUMNS, MetricRow, MetricsManifest
 from stride_contracts.samples import SamplerSettings, SamplesManifest
 from stride_contracts.stats import STATS_COLUMNS, StatsManifest, StatsRow
 
@@ -16,6 +16,7 @@ CONTRACTS: dict[str, type[ArtifactHeader]] = {
 __all__ = [
     "CONTRACTS",
     "METRICS_COLUMNS",
+    "METRIC_QUALIFIERS",
     "STATS_COLUMNS",
     "ArtifactHeader",
     "CheckpointManifest",

@@ -12,16 +12,38 @@ from stride_contracts.base import ArtifactHeader, StrictModel
 
 
 class MetricRow(StrictModel):
-    """One value: a metric of one model for one variable, over all dates or one date, maybe per wavenumber."""
+    """One value: a metric of one model for one variable, over all dates or one date, maybe per wavenumber.
+
+    The qualifier columns (date, wavenumber, threshold, scale, quantile, lag, bin, reference) are None where
+    they do not apply; a row with all of them None is a headline aggregate.
+    """
 
     model: str = Field(
-        description="'stride', a baseline such as 'bicubic', or 'truth' for reference spectra."
+        description="Model label: 'stride' or a label from the checkpoint kind ('regression') or the user "
+        "(--compare v2=...), a baseline such as 'bicubic', or 'truth' for the truth's own statistics."
     )
     variable: str
     metric: str
     family: str = Field(description="Evaluation family: probabilistic, deterministic, scale, ...")
     date: datetime | None = Field(default=None, description="None for an aggregate over all dates.")
     wavenumber: float | None = Field(default=None, description="Cycles per domain, for spectra.")
+    threshold: float | None = Field(
+        default=None, description="Threshold in the variable's units (Brier, FSS, exceedance ratios)."
+    )
+    scale: float | None = Field(
+        default=None,
+        description="Spatial scale in HR pixels: average-pooling factor, or FSS neighbourhood width.",
+    )
+    quantile: float | None = Field(default=None, description="Probability level of a quantile, in (0, 1).")
+    lag: float | None = Field(default=None, description="Time lag in steps, for autocorrelations.")
+    bin: float | None = Field(
+        default=None,
+        description="Histogram bin: rank (rank histogram), forecast-probability bin centre (reliability), "
+        "value bin centre (value histograms) or spell length in steps (dry spells).",
+    )
+    reference: str | None = Field(
+        default=None, description="The model a skill score is relative to (e.g. 'bicubic' for crpss)."
+    )
     units: str = ""
     value: float
 
@@ -34,6 +56,8 @@ class MetricRow(StrictModel):
 
 
 METRICS_COLUMNS = tuple(MetricRow.model_fields)
+METRIC_QUALIFIERS = ("date", "wavenumber", "threshold", "scale", "quantile", "lag", "bin", "reference")
+"""Columns that qualify a value; a headline aggregate has none of them set."""
 
 
 class MetricsManifest(ArtifactHeader):

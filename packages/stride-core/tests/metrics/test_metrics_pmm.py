@@ -75,3 +75,18 @@ def test_single_member_is_returned_unchanged() -> None:
 def test_rejects_member_axis_among_spatial_axes() -> None:
     with pytest.raises(ValueError, match="must not contain member_axis"):
         probability_matched_mean(np.zeros((3, 4, 5)), member_axis=-1)
+
+
+def test_valid_mask_keeps_unsupervised_pixels_out_of_the_pool() -> None:
+    rng = np.random.default_rng(7)
+    members = rng.normal(size=(3, 5, 8))
+    valid = np.ones((5, 8), dtype=bool)
+    valid[:, :3] = False
+    expected = probability_matched_mean(members[:, :, 3:], member_axis=0)
+    members[0, :, :3], members[1:, :, :3] = 1e9, -1e9
+    assert np.max(probability_matched_mean(members, member_axis=0)[:, 3:]) == 1e9  # without the mask
+    got = probability_matched_mean(members, member_axis=0, valid=valid)
+    assert np.isnan(got[:, :3]).all()
+    np.testing.assert_allclose(got[:, 3:], expected)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        probability_matched_mean(members, member_axis=0, valid=np.ones((4, 8), dtype=bool))

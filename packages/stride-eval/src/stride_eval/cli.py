@@ -11,15 +11,25 @@ from stride_eval.run import run_eval
 
 TOOL = Tool(
     name="stride-eval",
-    summary="Compute fair CRPS, spread-skill, RMSE/MAE/bias of the ensemble mean and the PMM, and power spectra "
-    "for the model and a bicubic baseline; never re-runs inference.",
+    summary="Score samples against the truth in evaluation families (probabilistic, deterministic, "
+    "distributions, extremes, spatial, scale, temporal, dates, features) for the model, bicubic and bilinear "
+    "baselines and other samples stores side by side; never re-runs inference.",
     example="stride-eval --samples demo-out/samples.zarr --out demo-out/metrics.parquet\n"
-    "stride-eval --samples samples.zarr --set families=[probabilistic] --out crps.parquet",
+    "stride-eval --samples samples.zarr --set families=[probabilistic] --out crps.parquet\n"
+    "stride-eval --samples stride/samples.zarr --compare regression=reg/samples.zarr --mode full --out m.parquet",
     config_model=EvalConfig,
     run=run_eval,
     options=(
         Option("--samples", "samples", "samples.zarr from stride-generate", Path),
         Option("--out", "output", "output Parquet table", Path),
+        Option("--mode", "mode", "minimal | metrics | plots | full"),
+        Option(
+            "--compare",
+            "compare",
+            "another samples store scored side by side, LABEL=PATH (repeatable)",
+            metavar="LABEL=PATH",
+            repeat=True,
+        ),
     ),
 )
 

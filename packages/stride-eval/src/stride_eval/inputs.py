@@ -1,8 +1,16 @@
-"""What the evaluation families consume: truth and each model's predictions for one variable."""
+"""What the evaluation families consume: truth and each model's predictions for one variable.
+
+`masked_inputs` is the one place where invalid pixels are applied: wherever the truth is NaN (radar
+outside coverage, sea in a land-only dataset) or the dataset's static validity mask is False, the
+truth, every member, every point forecast and the PMM are NaN, and the PMM is recomputed from the
+masked members so that it pools values only from supervised pixels. Every family then compares like
+with like (a spectrum of a model covers exactly the pixels of the truth's spectrum).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -10,6 +18,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from stride_contracts import MetricRow
+from stride_core.metrics import probability_matched_mean
 
 Array = NDArray[np.float32]
 
@@ -21,6 +30,16 @@ class Prediction:
     point: Array
     members: Array | None = None
     pmm: Array | None = None
+
+    @property
+    def ensemble(self) -> NDArray[np.floating]:
+        """[time, member, H, W]: the members, or the point forecast as a one-member ensemble."""
+        return self.members if self.members is not None else self.point[:, None]
+
+    @property
+    def fields(self) -> NDArray[np.floating]:
+        """What users receive: the members [time, member, H, W], or the point forecast [time, H, W]."""
+        return self.members if self.members is not None else self.point
 
 
 @dataclass(frozen=True)
@@ -34,6 +53,60 @@ class EvalInputs:
     high_k_fraction: float = 0.5
     positive_definite: bool = False
     wet_threshold: float = 0.1
+    positive_definite_known: bool = True
+    """False when the registry has no entry for the variable: families needing the flag warn and skip."""
+    area_weights: NDArray[np.float64] | None = None
+    """[H, W] relative cell areas (cos latitude on lat/lon grids); None is uniform (equal-area projections)."""
+    thresholds: tuple[float, ...] = ()
+    """Event thresholds in the variable's units (Brier, reliability, FSS, exceedance ratios)."""
+    threshold_quantiles: tuple[float | None, ...] = ()
+    """The truth quantile each threshold was taken at (None for user-given thresholds)."""
+    quantile_levels: tuple[float, ...] = (0.9, 0.95, 0.99, 0.999)
+    fss_scales: tuple[int, ...] = (1, 5, 11, 25)
+    pool_factors: tuple[int, ...] = (2, 4, 8)
+    lags: tuple[int, ...] = (1,)
+    dates: tuple[datetime, ...] = ()
+    """Dates the dates family scores one by one."""
+    top_dates: int = 3
+    """The dates family also scores the `top_dates` dates of highest spatial-mean truth (wettest/hottest)."""
+    lr: Array | None = None
+    """[time, y_lr, x_lr]: this variable's LR conditioning, when it is among the LR inputs."""
+    factor: int = 1
+    references: tuple[str, ...] = ()
+    """Models that skill scores (crpss) are computed against: the baselines."""
+    lat_descending: bool = True
+    """Whether row 0 is the northernmost row (maps are drawn north-up either way)."""
+    n_bins: int = 50
+    """Bins of value histograms and the Perkins skill score."""
+
+    @property
+    def valid(self) -> NDArray[np.bool_]:
+        """[time, H, W]: where the truth is valid."""
+        return ~np.isnan(self.truth)
+
+    @property
+    def weights(self) -> NDArray[np.float64]:
+        """[H, W] area weights (ones when uniform)."""
+        if self.area_weights is None:
+            return np.ones(self.truth.shape[-2:])
+        return self.area_weights
+
+    def consecutive_pairs(self, lag: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Index pairs (i, j) of dates exactly `lag` time steps apart (the step: the smallest spacing)."""
+        if len(self.times) < 2:
+            return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+        values = self.times.asi8
+        step = int(np.min(np.diff(values)))
+        position = {int(v): i for i, v in enumerate(values)}
+        pairs = [
+            (i, position[int(v) + lag * step])
+            for i, v in enumerate(values)
+            if int(v) + lag * step in position
+        ]
+        if not pairs:
+            return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+        first, second = zip(*pairs, strict=True)
+        return np.array(first, dtype=np.int64), np.array(second, dtype=np.int64)
 
     def row(
         self,
@@ -45,6 +118,12 @@ class EvalInputs:
         units: str | None = None,
         date: datetime | None = None,
         wavenumber: float | None = None,
+        threshold: float | None = None,
+        scale: float | None = None,
+        quantile: float | None = None,
+        lag: float | None = None,
+        bin: float | None = None,
+        reference: str | None = None,
     ) -> MetricRow:
         return MetricRow(
             model=model,
@@ -55,4 +134,38 @@ class EvalInputs:
             units=self.units if units is None else units,
             date=date,
             wavenumber=wavenumber,
+            threshold=threshold,
+            scale=scale,
+            quantile=quantile,
+            lag=lag,
+            bin=bin,
+            reference=reference,
         )
+
+
+def mask_prediction(prediction: Prediction, valid: NDArray[np.bool_]) -> Prediction:
+    """`prediction` NaN wherever `valid` [time, H, W] is False, its PMM recomputed over the valid pixels only."""
+    point = np.where(valid, prediction.point, np.nan).astype(prediction.point.dtype, copy=False)
+    if prediction.members is None:
+        return Prediction(
+            point=point, pmm=None if prediction.pmm is None else np.where(valid, prediction.pmm, np.nan)
+        )
+    members = np.where(valid[:, None], prediction.members, np.nan).astype(
+        prediction.members.dtype, copy=False
+    )
+    pmm = None
+    if prediction.pmm is not None:
+        pmm = probability_matched_mean(members, member_axis=1, spatial_axes=(-2, -1))
+    return Prediction(point=point, members=members, pmm=pmm)
+
+
+def masked_inputs(inputs: EvalInputs, static_valid: NDArray[np.bool_] | None = None) -> EvalInputs:
+    """`inputs` with the truth NaN where `static_valid` [H, W] is False and every prediction masked like it."""
+    truth = inputs.truth
+    if static_valid is not None:
+        truth = np.where(static_valid, truth, np.nan).astype(truth.dtype, copy=False)
+    valid = ~np.isnan(truth)
+    predictions: Mapping[str, Prediction] = {
+        name: mask_prediction(prediction, valid) for name, prediction in inputs.predictions.items()
+    }
+    return replace(inputs, truth=truth, predictions=dict(predictions))

@@ -1,84 +1,178 @@
-"""`stride-eval` work: read samples.zarr, build baselines, run the configured families, write metrics.parquet."""
+"""`stride-eval` work: read samples.zarr (and stores to compare), build baselines, run the families, write
+metrics.parquet and the family figures."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stride_contracts import METRICS_COLUMNS, MetricRow, MetricsManifest, SamplesManifest
-from stride_contracts.samples import SAMPLES_ARRAYS
-from stride_core.artifacts import load_variable, open_zarr_artifact, write_parquet_artifact
-from stride_core.errors import ArtifactError
-from stride_core.metrics import bicubic_upsample
+from stride_contracts import METRIC_QUALIFIERS, METRICS_COLUMNS, MetricRow, MetricsManifest
+from stride_core.artifacts import write_parquet_artifact
+from stride_core.errors import ConfigError
+from stride_core.maps import save_figure
+from stride_core.metrics import bicubic_upsample, bilinear_upsample
 from stride_core.progress import get_logger
 from stride_core.tracking import RunContext
 from stride_core.variables import VariableRegistry
 from stride_eval.config import EvalConfig
-from stride_eval.families import REGISTRY
-from stride_eval.inputs import EvalInputs, Prediction
+from stride_eval.families import MINIMAL_FAMILIES, REGISTRY
+from stride_eval.inputs import EvalInputs, Prediction, masked_inputs
+from stride_eval.stores import SamplesStore, check_comparable, open_samples, static_validity
 
 log = get_logger("stride-eval")
+UPSAMPLERS = {"bicubic": bicubic_upsample, "bilinear": bilinear_upsample}
+
+
+def selected_families(config: EvalConfig) -> list[str]:
+    families: list[str] = list(dict.fromkeys(config.families))
+    if config.mode == "minimal":
+        families = [f for f in families if f in MINIMAL_FAMILIES] or list(MINIMAL_FAMILIES)
+    if "distributions" in families and "occurrence" in families:
+        families.remove("occurrence")  # distributions writes the occurrence rows itself
+    return families
+
+
+def store_prediction(store: SamplesStore, channel: int, members: np.ndarray, pmm: np.ndarray) -> Prediction:
+    ensemble = members[:, :, channel]
+    if store.manifest.n_members > 1:
+        return Prediction(point=ensemble.mean(axis=1), members=ensemble, pmm=pmm[:, channel])
+    return Prediction(point=ensemble[:, 0])
+
+
+def thresholds_for(
+    config: EvalConfig, variable: str, units: str, truth: np.ndarray
+) -> tuple[tuple[float, ...], tuple[float | None, ...]]:
+    """Configured thresholds of `variable` (checked against the truth's range) or the truth's quantiles."""
+    finite = truth[np.isfinite(truth)]
+    if variable in config.thresholds:
+        values = tuple(float(t) for t in config.thresholds[variable])
+        if finite.size:
+            low, high = float(finite.min()), float(finite.max())
+            for threshold in values:
+                if not low <= threshold <= high:
+                    raise ConfigError(
+                        f"thresholds.{variable}: {threshold} lies outside the truth's range [{low:.4g}, {high:.4g}] "
+                        f"{units}; give thresholds in the variable's units ({units})"
+                    )
+        return values, (None,) * len(values)
+    if not finite.size:
+        return (), ()
+    levels = tuple(config.threshold_quantiles)
+    return tuple(float(q) for q in np.quantile(finite.astype(np.float64), levels)), levels
 
 
 def run_eval(config: EvalConfig, run: RunContext) -> None:
-    samples, manifest = open_zarr_artifact(config.samples, SamplesManifest, SAMPLES_ARRAYS)
-    run.record_input("samples", config.samples, manifest)
-    if not manifest.has_target:
-        raise ArtifactError(f"{config.samples}: has no target values; evaluation needs the truth")
-    members = load_variable(samples, "members", config.samples).values
-    pmm = load_variable(samples, "pmm", config.samples).values
-    truth = load_variable(samples, "target", config.samples).values
-    cond = load_variable(samples, "cond_dynamic", config.samples).values
-    times = pd.DatetimeIndex(samples["time"].values)
+    families = selected_families(config)
+    unknown = [f for f in families if f not in REGISTRY]
+    if unknown:
+        raise ConfigError(f"families: unknown {unknown}; known: {sorted(REGISTRY)}")
+    main = open_samples(config.samples, config.label)
+    run.record_input("samples", config.samples, main.manifest)
+    others = []
+    for label, path in config.compare.items():
+        if label == main.label:
+            raise ConfigError(
+                f"--compare {label}={path}: label '{label}' is the label of --samples; choose another"
+            )
+        other = open_samples(path, label)
+        check_comparable(main, other)
+        run.record_input(f"compare.{label}", path, other.manifest)
+        others.append(other)
+    manifest = main.manifest
+    registry = VariableRegistry.load(config.variables_file, embedded=getattr(manifest, "registry", None))
+    static_valid = static_validity(main, config.validity_mask)
+    times = main.times
+    truth_all = main.load("target")
+    cond = main.load("cond_dynamic")
+    loaded = {store.label: (store, store.load("members"), store.load("pmm")) for store in (main, *others)}
     dynamic_names = [v.name for v in manifest.dynamic]
-    registry = VariableRegistry.load(config.variables_file)
+    weights = main.area_weights()
 
     rows: list[MetricRow] = []
+    figures: list[Path] = []
     for channel, variable in enumerate(manifest.target):
-        predictions = {
-            "stride": Prediction(
-                point=members[:, :, channel].mean(axis=1),
-                members=members[:, :, channel] if manifest.n_members > 1 else None,
-                pmm=pmm[:, channel] if manifest.n_members > 1 else None,
-            )
-        }
-        if "bicubic" in config.baselines:
-            if variable.name in dynamic_names:
-                lr = cond[:, dynamic_names.index(variable.name)]
-                predictions["bicubic"] = Prediction(
-                    point=bicubic_upsample(lr, manifest.grid.factor).astype(np.float32)
+        predictions: dict[str, Prediction] = {}
+        for label, (store, members, pmm) in loaded.items():
+            other_channel = [v.name for v in store.manifest.target].index(variable.name)
+            predictions[label] = store_prediction(store, other_channel, members, pmm)
+        lr = None
+        if variable.name in dynamic_names:
+            lr = cond[:, dynamic_names.index(variable.name)]
+            for baseline in config.baselines:
+                upsample = UPSAMPLERS[baseline]
+                predictions[baseline] = Prediction(
+                    point=upsample(lr, manifest.grid.factor).astype(np.float32)
                 )
-            else:
-                log.warning("no LR '%s' among the conditioning: bicubic baseline skipped", variable.name)
-        registry_spec = registry.get(variable.name)  # unknown variables get no occurrence rows
-        inputs = EvalInputs(
-            variable=variable.name,
-            units=variable.units,
-            times=times,
-            truth=truth[:, channel],
-            predictions=predictions,
-            per_date=config.per_date,
-            high_k_fraction=config.high_k_fraction,
-            positive_definite=registry_spec is not None and registry_spec.is_positive_definite,
-            wet_threshold=config.wet_threshold,
+        elif config.baselines:
+            log.warning("no LR '%s' among the conditioning: interpolation baselines skipped", variable.name)
+        truth = truth_all[:, channel]
+        if static_valid is not None:
+            truth = np.where(static_valid, truth, np.nan).astype(truth.dtype)
+        spec = registry.get(variable.name)
+        thresholds, levels = thresholds_for(config, variable.name, variable.units, truth)
+        inputs = masked_inputs(
+            EvalInputs(
+                variable=variable.name,
+                units=variable.units,
+                times=times,
+                truth=truth,
+                predictions=predictions,
+                per_date=config.per_date and config.mode != "minimal",
+                high_k_fraction=config.high_k_fraction,
+                positive_definite=spec is not None and spec.is_positive_definite,
+                positive_definite_known=spec is not None,
+                wet_threshold=config.wet_threshold,
+                area_weights=weights,
+                thresholds=thresholds,
+                threshold_quantiles=levels,
+                quantile_levels=tuple(config.quantiles),
+                fss_scales=tuple(config.fss_scales),
+                pool_factors=tuple(config.pool_factors),
+                lags=tuple(config.lags),
+                dates=tuple(config.dates),
+                top_dates=config.top_dates,
+                lr=lr,
+                factor=manifest.grid.factor,
+                references=tuple(config.baselines),
+                lat_descending=manifest.grid.lat_descending,
+            ),
+            static_valid,
         )
-        for family in config.families:
-            rows += REGISTRY[family](inputs)
+        for name in families:
+            family = REGISTRY[name]
+            if config.mode in ("plots", "full"):
+                family_rows, figure = family.compute_and_plot(inputs)
+                if figure is not None:
+                    figures.append(save_figure(figure, config.figures_dir() / f"{name}_{variable.name}.png"))
+            else:
+                family_rows = family.compute(inputs)
+            rows += family_rows
+            log.info("%s %s: %d rows", name, variable.name, len(family_rows))
 
+    for figure_path in figures:
+        run.log_artifact(figure_path)
+    if config.mode == "plots":
+        log.info("wrote %d figures to %s", len(figures), config.figures_dir())
+        return
+    write_table(config, run, rows, families, len(times))
+
+
+def write_table(
+    config: EvalConfig, run: RunContext, rows: Sequence[MetricRow], families: list[str], n_dates: int
+) -> None:
     table = pd.DataFrame([row.model_dump() for row in rows], columns=list(METRICS_COLUMNS))
     models = sorted(set(table["model"]) - {"truth"})
     metrics_manifest = MetricsManifest(
-        producer=run.producer(),
-        inputs=run.inputs,
-        models=models,
-        n_dates=len(times),
-        families=list(config.families),
+        producer=run.producer(), inputs=run.inputs, models=models, n_dates=n_dates, families=families
     )
     write_parquet_artifact(table, metrics_manifest, config.output, MetricRow)
     run.log_artifact(config.output)
-    headline = table[table["date"].isna() & table["wavenumber"].isna()]
+    headline = table[table[list(METRIC_QUALIFIERS)].isna().all(axis=1)]
     keys = headline["model"] + "." + headline["variable"] + "." + headline["metric"]
     run.log_metrics(dict(zip(keys, headline["value"].astype(float), strict=True)))
     for r in headline.itertuples():
-        log.info("%-8s %-5s %-15s %10.4f %s", r.model, r.variable, r.metric, r.value, r.units)
+        log.info("%-10s %-6s %-24s %12.4f %s", r.model, r.variable, r.metric, r.value, r.units)
     log.info("wrote %s (%d rows)", config.output, len(table))

@@ -82,3 +82,33 @@ def _keys_inner(x: NDArray[np.float64], a: float) -> NDArray[np.float64]:
 def _keys_outer(x: NDArray[np.float64], a: float) -> NDArray[np.float64]:
     """Keys kernel on 1 <= x <= 2."""
     return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+
+
+def bilinear_upsample(field: ArrayLike, factor: int) -> NDArray[np.floating[Any]]:
+    """Upsample the last two axes by an integer factor with bilinear interpolation.
+
+    The source coordinate is s = (o + 1/2) / factor - 1/2 as in `bicubic_upsample`, clamped to the first
+    and last pixel centres: what torch.nn.functional.interpolate(mode='bilinear', align_corners=False)
+    computes. Linear fields come back exactly between the outer pixel centres. Not NaN-safe.
+    """
+    values = float_array(field)
+    if values.ndim < 2:
+        raise ValueError(f"field needs at least 2 dimensions (..., y, x), got shape {values.shape}")
+    if isinstance(factor, bool) or not isinstance(factor, int | np.integer) or factor < 1:
+        raise ValueError(f"factor must be an integer >= 1, got {factor!r}")
+    ny, nx = values.shape[-2:]
+    rows = linear_interpolation_matrix(ny, int(factor)).astype(values.dtype)
+    cols = linear_interpolation_matrix(nx, int(factor)).astype(values.dtype)
+    return np.matmul(np.matmul(rows, values), cols.T)
+
+
+def linear_interpolation_matrix(n_in: int, factor: int) -> NDArray[np.float64]:
+    """The (factor*n_in, n_in) matrix of linear weights that `bilinear_upsample` applies along one axis."""
+    out = np.arange(factor * n_in)
+    source = np.clip((out + 0.5) / factor - 0.5, 0.0, n_in - 1)
+    base = np.minimum(np.floor(source).astype(np.int64), max(n_in - 2, 0))
+    t = source - base
+    matrix = np.zeros((out.size, n_in))
+    np.add.at(matrix, (out, base), 1.0 - t)
+    np.add.at(matrix, (out, np.minimum(base + 1, n_in - 1)), t)
+    return matrix

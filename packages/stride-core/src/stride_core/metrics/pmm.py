@@ -13,7 +13,11 @@ from stride_core.metrics._checks import float_array, normalize_axes, normalize_a
 
 
 def probability_matched_mean(
-    ensemble: ArrayLike, *, member_axis: int = 0, spatial_axes: Sequence[int] = (-2, -1)
+    ensemble: ArrayLike,
+    *,
+    member_axis: int = 0,
+    spatial_axes: Sequence[int] = (-2, -1),
+    valid: ArrayLike | None = None,
 ) -> NDArray[np.floating[Any]]:
     """Probability-matched mean: the ensemble mean's pattern with the ensemble's values.
 
@@ -29,7 +33,10 @@ def probability_matched_mean(
     The output therefore has the ensemble mean's ranks and the pooled distribution's quantiles
     (its mean equals the pooled mean exactly). Ties in the ensemble mean keep pixel order. A pixel
     is invalid where the ensemble mean is NaN (any member NaN): it stays NaN and none of its
-    values enter the pool. For m == 1 the result is the member itself.
+    values enter the pool. `valid` (True = supervised pixel, e.g. where the truth is finite or the
+    dataset's validity mask is set) marks more pixels invalid the same way, so values from pixels that
+    were never supervised (radar outside coverage, sea in a land-only dataset) never enter the pool.
+    For m == 1 the result is the member itself.
 
     Reference:
         Ebert, E. E. (2001): Ability of a poor man's ensemble to predict the probability and
@@ -39,12 +46,25 @@ def probability_matched_mean(
         ensemble: members along `member_axis`, spatial dimensions along `spatial_axes`.
         member_axis: the axis of `ensemble` that holds the members.
         spatial_axes: the axes *of ensemble* that span one field (any number, usually two).
+        valid: booleans broadcastable to the output's shape (the ensemble's without the member
+            axis); None keeps every pixel where the members are finite.
 
     Returns:
         `ensemble`'s shape without the member axis; floating input keeps its dtype.
     """
     ens = float_array(ensemble)
     member = normalize_axis(member_axis, ens.ndim, name="member_axis")
+    if valid is not None:
+        mask = np.asarray(valid, dtype=bool)
+        out_shape = ens.shape[:member] + ens.shape[member + 1 :]
+        try:
+            mask = np.broadcast_to(mask, out_shape)
+        except ValueError:
+            raise ValueError(
+                f"valid shape {mask.shape} does not broadcast to the ensemble without its member axis "
+                f"{out_shape} (ensemble shape {ens.shape}, member_axis={member_axis})"
+            ) from None
+        ens = np.where(np.expand_dims(mask, member), ens, np.nan).astype(ens.dtype, copy=False)
     spatial = normalize_axes(spatial_axes, ens.ndim, name="spatial_axes")
     if member in spatial or not spatial:
         raise ValueError(
@@ -64,9 +84,9 @@ def probability_matched_mean(
     if complete.any():
         out[complete] = _match_rows(members[complete], mean[complete])
     for row in np.flatnonzero(~complete):
-        valid = ~np.isnan(mean[row])
-        if valid.any():
-            out[row, valid] = _match_rows(members[row][None, :, valid], mean[row][None, valid])[0]
+        kept = ~np.isnan(mean[row])
+        if kept.any():
+            out[row, kept] = _match_rows(members[row][None, :, kept], mean[row][None, kept])[0]
 
     out = out.reshape(batch_shape + field_shape)
     # Output axes are the ensemble's without the member axis; put the spatial ones back in place.

@@ -101,3 +101,110 @@ def spread_skill_ratio(
     if reduce_axes is None:
         return float(ratio)
     return np.asarray(ratio, dtype=np.float64)
+
+
+def rank_histogram(ensemble: ArrayLike, truth: ArrayLike, *, member_axis: int) -> NDArray[np.float64]:
+    """Talagrand rank histogram: how often the truth falls at each of the m + 1 ranks among the members.
+
+    At each valid point the truth's rank is the number of members strictly below it. Ties (common for
+    precipitation: many members and the truth at exactly 0) are spread evenly over the tied ranks
+    b .. b + e (b members below, e equal), each getting 1 / (e + 1), the convention of `scores`'
+    `rank_histogram` (Hamill 2001 recommends random tie-breaking; this is its expectation). Points
+    with NaN truth are left out; a NaN member makes its point count nowhere.
+
+    Reference:
+        Hamill, T. M. (2001): Interpretation of rank histograms for verifying ensemble forecasts.
+        Mon. Wea. Rev. 129, 550-560.
+
+    Returns:
+        Relative frequencies of ranks 0..m (summing to 1), shape (m + 1,); NaN if no point is valid.
+    """
+    members, obs, m = split_members(ensemble, truth, member_axis=member_axis)
+    usable = ~np.isnan(obs) & ~np.isnan(members).any(axis=0)
+    members, obs = members[:, usable], obs[usable]
+    below = np.sum(members < obs, axis=0)
+    equal = np.sum(members == obs, axis=0)
+    share = 1.0 / (equal + 1.0)
+    counts = np.array(
+        [np.sum(np.where((below <= r) & (r <= below + equal), share, 0.0)) for r in range(m + 1)]
+    )
+    total = counts.sum()
+    if total == 0:
+        return np.full(m + 1, np.nan)
+    return np.asarray(counts / total, dtype=np.float64)
+
+
+def rank_histogram_flatness(frequencies: ArrayLike, n_points: int) -> float:
+    r"""Candille and Talagrand's delta: the squared departure of a rank histogram from flat, normalised.
+
+        delta = sum_k (s_k - M / (m + 1))^2 / (M m / (m + 1))
+
+    with s_k the counts of the m + 1 ranks and M = n_points their total. A histogram drawn from a
+    calibrated ensemble has E[delta] = 1 for independent points; delta >> 1 is not flat. Neighbouring
+    pixels are not independent, so on fields read delta as relative (lower is flatter), not as a test.
+
+    Reference:
+        Candille, G. and Talagrand, O. (2005): Evaluation of probabilistic prediction systems for a
+        scalar variable. Q. J. R. Meteorol. Soc. 131, 2131-2150.
+    """
+    freq = np.asarray(frequencies, dtype=np.float64)
+    if freq.ndim != 1 or freq.size < 2:
+        raise ValueError(f"frequencies must be 1-D with at least 2 ranks, got shape {freq.shape}")
+    if n_points < 1:
+        raise ValueError(f"n_points must be >= 1, got {n_points}")
+    n_ranks = freq.size
+    counts = freq * n_points
+    expected = n_points / n_ranks
+    return float(np.sum((counts - expected) ** 2) / (n_points * (n_ranks - 1) / n_ranks))
+
+
+def exceedance_probability(ensemble: ArrayLike, *, member_axis: int, threshold: float) -> NDArray[np.float64]:
+    """Share of members strictly above `threshold` at each point (NaN where any member is NaN)."""
+    members = np.moveaxis(np.asarray(ensemble, dtype=np.float64), member_axis, 0)
+    probability = np.mean(members > threshold, axis=0)
+    return np.where(np.isnan(members).any(axis=0), np.nan, probability)
+
+
+def brier_score_fair(
+    ensemble: ArrayLike, truth: ArrayLike, *, member_axis: int, threshold: float
+) -> NDArray[np.float64]:
+    r"""Fair Brier score of the event "value > threshold" at every point (Ferro 2014).
+
+        BS_fair = (p - o)^2 - p (1 - p) / (m - 1)
+
+    with p the share of the m members above the threshold and o = 1 if the truth is above it. It is the
+    unbiased estimate of the Brier score of the distribution the members are drawn from, the same
+    correction as `crps_ensemble_fair` (which integrates it over thresholds). For m == 1 it is (p - o)^2.
+    NaN where the truth is NaN.
+    """
+    members, obs, m = split_members(ensemble, truth, member_axis=member_axis)
+    p = exceedance_probability(members, member_axis=0, threshold=threshold)
+    o = (obs > threshold).astype(np.float64)
+    score = (p - o) ** 2
+    if m > 1:
+        score = score - p * (1.0 - p) / (m - 1)
+    return np.where(np.isnan(obs), np.nan, score)
+
+
+def reliability_curve(
+    probability: ArrayLike, truth_event: ArrayLike, *, n_bins: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+    """Reliability diagram: mean forecast probability, observed frequency and count per probability bin.
+
+    Bins are [i / n_bins, (i + 1) / n_bins) for i < n_bins - 1 and the last one closed at 1. Points with
+    NaN probability or NaN event are left out. Empty bins get NaN means and count 0.
+    """
+    p = np.asarray(probability, dtype=np.float64).ravel()
+    o = np.asarray(truth_event, dtype=np.float64).ravel()
+    if p.shape != o.shape:
+        raise ValueError(
+            f"probability shape {np.shape(probability)} and truth_event shape {np.shape(truth_event)} differ"
+        )
+    keep = ~np.isnan(p) & ~np.isnan(o)
+    p, o = p[keep], o[keep]
+    index = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    counts = np.bincount(index, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.bincount(index, weights=p, minlength=n_bins) / counts
+        frequency = np.bincount(index, weights=o, minlength=n_bins) / counts
+    return mean_p, frequency, counts

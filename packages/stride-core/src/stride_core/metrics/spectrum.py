@@ -12,7 +12,7 @@ from stride_core.metrics._checks import normalize_axes
 
 
 def radial_power_spectrum(
-    field: ArrayLike, *, spatial_axes: Sequence[int] = (-2, -1)
+    field: ArrayLike, *, spatial_axes: Sequence[int] = (-2, -1), valid: ArrayLike | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Radially averaged 2-D power spectrum, averaged over all other axes.
 
@@ -33,9 +33,15 @@ def radial_power_spectrum(
 
     Spectra of fields with no valid pixel are left out of the average over the leading axes.
 
+    Compare spectra of truth and model only over the same pixels: pass the truth's validity as
+    `valid` for the model's field (or mask it first), else the model keeps power at pixels the truth
+    fills with its mean and a perfect prediction scores a spectrum error.
+
     Args:
         field: array with at least the two spatial axes.
         spatial_axes: the two axes (y, x) of `field` that span one field.
+        valid: booleans broadcastable to `field` (True = valid pixel); invalid pixels are treated
+            as NaN. None: only NaN pixels are invalid.
 
     Returns:
         (wavenumbers, power): integer wavenumbers 1..kmax in cycles per shorter side, and the
@@ -43,6 +49,14 @@ def radial_power_spectrum(
         field has a valid pixel.
     """
     values = np.asarray(field, dtype=np.float64)
+    if valid is not None:
+        mask = np.asarray(valid, dtype=bool)
+        try:
+            values = np.where(mask, values, np.nan)
+        except ValueError:
+            raise ValueError(
+                f"valid shape {mask.shape} does not broadcast to field shape {values.shape}"
+            ) from None
     if values.ndim < 2:
         raise ValueError(f"field needs at least 2 dimensions, got shape {values.shape}")
     axes = normalize_axes(spatial_axes, values.ndim, name="spatial_axes")
@@ -105,3 +119,32 @@ def spectrum_error(power_model: ArrayLike, power_truth: ArrayLike, *, high_k_fra
     if not usable.any():
         return float("nan")
     return float(np.mean(np.abs(np.log10(model[usable] / truth[usable]))))
+
+
+def ralsd(power_model: ArrayLike, power_truth: ArrayLike) -> float:
+    """Radially averaged log spectral distance in dB (Harris et al. 2022).
+
+        RALSD = sqrt( 1/N sum_k ( 10 log10( P_model(k) / P_truth(k) ) )^2 )
+
+    over the N wavenumber bins of two radially averaged spectra of the same grid (bins where either
+    power is non-positive or NaN are skipped; NaN if none is left). Unlike `spectrum_error` it weighs
+    every wavenumber and squares the log ratio, so one badly wrong scale dominates: 0 dB is a perfect
+    match, 10 dB one order of magnitude off at every scale.
+
+    Reference:
+        Harris, L., McRae, A. T. T., Chantry, M., Dueben, P. D. and Palmer, T. N. (2022): A generative
+        deep learning approach to stochastic downscaling of precipitation forecasts. J. Adv. Model.
+        Earth Syst. 14, e2022MS003120 (section on evaluation metrics: RALSD).
+    """
+    model = np.asarray(power_model, dtype=np.float64)
+    truth = np.asarray(power_truth, dtype=np.float64)
+    if model.ndim != 1 or model.shape != truth.shape:
+        raise ValueError(
+            f"power_model and power_truth must be 1-D with the same length: power_model shape "
+            f"{model.shape}, power_truth shape {truth.shape}"
+        )
+    usable = (model > 0) & (truth > 0)
+    if not usable.any():
+        return float("nan")
+    decibels = 10.0 * np.log10(model[usable] / truth[usable])
+    return float(np.sqrt(np.mean(decibels**2)))

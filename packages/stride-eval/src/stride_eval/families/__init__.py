@@ -1,14 +1,50 @@
-"""Evaluation families: each module exposes `compute(inputs) -> list[MetricRow]`; REGISTRY maps names to them."""
+"""Evaluation families, one module each with `compute(inputs)`, `plot(rows, inputs)` and `compute_and_plot`.
 
-from collections.abc import Callable
+REGISTRY maps each name to its `Family` (calling one computes its rows). ORDER is the default run order,
+most valuable first. `occurrence` is kept for old configs; `distributions` includes its rows.
+"""
 
-from stride_contracts import MetricRow
-from stride_eval.families import deterministic, occurrence, probabilistic, scale
-from stride_eval.inputs import EvalInputs
+from stride_eval.families import (
+    dates,
+    deterministic,
+    distributions,
+    extremes,
+    features,
+    occurrence,
+    probabilistic,
+    scale,
+    spatial,
+    temporal,
+)
+from stride_eval.families.base import Family
 
-REGISTRY: dict[str, Callable[[EvalInputs], list[MetricRow]]] = {
-    "probabilistic": probabilistic.compute,
-    "deterministic": deterministic.compute,
-    "scale": scale.compute,
-    "occurrence": occurrence.compute,
+REGISTRY: dict[str, Family] = {
+    module.FAMILY.name: module.FAMILY
+    for module in (
+        probabilistic,
+        deterministic,
+        distributions,
+        extremes,
+        spatial,
+        scale,
+        temporal,
+        dates,
+        features,
+        occurrence,
+    )
 }
+DEFAULT_FAMILIES = (
+    "probabilistic",
+    "deterministic",
+    "distributions",
+    "extremes",
+    "spatial",
+    "scale",
+    "temporal",
+    "dates",
+    "features",
+)
+MINIMAL_FAMILIES = ("probabilistic", "deterministic")
+"""The `minimal` mode: headline scores only."""
+
+__all__ = ["DEFAULT_FAMILIES", "MINIMAL_FAMILIES", "REGISTRY", "Family"]

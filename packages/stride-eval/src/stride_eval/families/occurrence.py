@@ -16,9 +16,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stride_contracts import MetricRow
+from stride_eval.families.base import (
+    Family,
+    is_broken,
+    no_plot,
+    pooled_values,
+    warn_unknown_positive_definite,
+)
 from stride_eval.inputs import EvalInputs
 
-FAMILY = "occurrence"
+NAME = "occurrence"
 QUANTILE = 0.99
 """The tail quantile reported as `p99`."""
 
@@ -36,7 +43,10 @@ def upper_quantile(values: NDArray[np.floating[Any]]) -> float:
     return float(np.quantile(values.astype(np.float64), QUANTILE))
 
 
-def compute(inputs: EvalInputs) -> list[MetricRow]:
+def compute(inputs: EvalInputs, family: str = NAME) -> list[MetricRow]:
+    if not inputs.positive_definite_known:
+        warn_unknown_positive_definite(family, inputs)
+        return []
     if not inputs.positive_definite:
         return []
     valid = ~np.isnan(inputs.truth)  # [time, H, W]
@@ -47,22 +57,22 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
     reference = {"wet_freq": wet_frequency(truth, threshold), "p99": upper_quantile(truth)}
     units = {"wet_freq": "1", "p99": inputs.units}
     rows = [
-        inputs.row("truth", metric, FAMILY, value, units=units[metric]) for metric, value in reference.items()
+        inputs.row("truth", metric, family, value, units=units[metric]) for metric, value in reference.items()
     ]
     for model, prediction in inputs.predictions.items():
-        if prediction.members is not None:
-            # [time, member, H, W] -> the members at the truth's valid pixels, pooled.
-            pooled = np.moveaxis(prediction.members, 1, 0)[:, valid].ravel()
-        else:
-            pooled = prediction.point[valid]
-        if not np.isfinite(pooled).all():
+        if is_broken(prediction, valid):
             continue  # a broken forecast: other families show it; a NaN row would break the contract
+        pooled = pooled_values(prediction, valid)  # the members at the truth's valid pixels
         values = {"wet_freq": wet_frequency(pooled, threshold), "p99": upper_quantile(pooled)}
         for metric, value in values.items():
-            rows.append(inputs.row(model, metric, FAMILY, value, units=units[metric]))
+            rows.append(inputs.row(model, metric, family, value, units=units[metric]))
             rows.append(
                 inputs.row(
-                    model, f"{metric}_error", FAMILY, abs(value - reference[metric]), units=units[metric]
+                    model, f"{metric}_error", family, abs(value - reference[metric]), units=units[metric]
                 )
             )
     return rows
+
+
+FAMILY = Family(NAME, compute, no_plot, needs_positive_definite=True)
+compute_and_plot = FAMILY.compute_and_plot

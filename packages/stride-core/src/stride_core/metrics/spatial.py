@@ -1,0 +1,86 @@
+"""Spatial verification: the fractions skill score, area-weighted means and pointwise correlation."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+
+def window_sums(field: NDArray[np.float64], size: int) -> NDArray[np.float64]:
+    """Sums over every size x size window lying wholly inside the last two axes (summed-area table)."""
+    ny, nx = field.shape[-2:]
+    if not 1 <= size <= min(ny, nx):
+        raise ValueError(f"window size {size} must be in 1..{min(ny, nx)} for fields of shape {(ny, nx)}")
+    table = np.zeros((*field.shape[:-2], ny + 1, nx + 1))
+    table[..., 1:, 1:] = field.cumsum(axis=-2).cumsum(axis=-1)
+    return (
+        table[..., size:, size:]
+        - table[..., :-size, size:]
+        - table[..., size:, :-size]
+        + table[..., :-size, :-size]
+    )
+
+
+def fss_terms(forecast: ArrayLike, truth: ArrayLike, *, threshold: float, size: int) -> tuple[float, float]:
+    """The two sums of the fractions skill score over every field of `forecast` (same shape as `truth`).
+
+    Returns (sum (P_f - P_o)^2, sum P_f^2 + P_o^2) over all windows of all fields, so scores of several
+    batches (dates, members) add up before the ratio: FSS = 1 - first / second (Roberts and Lean 2008,
+    aggregated over fields as they and `scores.spatial.fss_2d` do). The event is value > threshold.
+    P is the share of event pixels in each size x size window lying inside the domain (no padding, the
+    `zero_padding=False` of `scores`). NaN pixels of the truth are no event in either field: mask the
+    forecast where the truth is invalid before calling, so both fields see the same pixels.
+    """
+    f = np.asarray(forecast, dtype=np.float64)
+    o = np.asarray(truth, dtype=np.float64)
+    if f.shape != o.shape:
+        raise ValueError(f"forecast shape {f.shape} and truth shape {o.shape} differ")
+    area = float(size * size)
+    p_f = window_sums(np.where(f > threshold, 1.0, 0.0), size) / area
+    p_o = window_sums(np.where(o > threshold, 1.0, 0.0), size) / area
+    return float(np.sum((p_f - p_o) ** 2)), float(np.sum(p_f**2 + p_o**2))
+
+
+def fractions_skill_score(forecast: ArrayLike, truth: ArrayLike, *, threshold: float, size: int) -> float:
+    r"""Fractions skill score (Roberts and Lean 2008) of the event value > threshold at one window size.
+
+        FSS = 1 - sum (P_f - P_o)^2 / sum (P_f^2 + P_o^2)
+
+    over all windows of all fields (see `fss_terms`). 1 is perfect, 0 no skill; NaN when neither field
+    has an event anywhere (the score is undefined).
+
+    Reference:
+        Roberts, N. M. and Lean, H. W. (2008): Scale-selective verification of rainfall accumulations
+        from high-resolution forecasts of convective events. Mon. Wea. Rev. 136, 78-97.
+    """
+    numerator, denominator = fss_terms(forecast, truth, threshold=threshold, size=size)
+    return float("nan") if denominator == 0 else 1.0 - numerator / denominator
+
+
+def weighted_mean(values: ArrayLike, weights: ArrayLike) -> float:
+    """Mean of `values` weighted by `weights` (broadcast) over the points where `values` is finite."""
+    v = np.asarray(values, dtype=np.float64)
+    w = np.broadcast_to(np.asarray(weights, dtype=np.float64), v.shape)
+    keep = np.isfinite(v)
+    total = float(np.sum(w[keep]))
+    return float("nan") if total == 0 else float(np.sum(v[keep] * w[keep]) / total)
+
+
+def pointwise_correlation(prediction: ArrayLike, truth: ArrayLike, *, axis: int = 0) -> NDArray[np.float64]:
+    """Pearson correlation over `axis` (time) at every pixel; NaN where either series is constant or invalid.
+
+    Only the steps where both are finite count.
+    """
+    x = np.moveaxis(np.asarray(prediction, dtype=np.float64), axis, 0)
+    y = np.moveaxis(np.asarray(truth, dtype=np.float64), axis, 0)
+    if x.shape != y.shape:
+        raise ValueError(f"prediction shape {np.shape(prediction)} and truth shape {np.shape(truth)} differ")
+    keep = np.isfinite(x) & np.isfinite(y)
+    n = keep.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx = np.where(keep, x, 0.0).sum(axis=0) / n
+        my = np.where(keep, y, 0.0).sum(axis=0) / n
+        dx = np.where(keep, x - mx, 0.0)
+        dy = np.where(keep, y - my, 0.0)
+        r = (dx * dy).sum(axis=0) / np.sqrt((dx**2).sum(axis=0) * (dy**2).sum(axis=0))
+    return np.asarray(np.where(n >= 2, r, np.nan), dtype=np.float64)
