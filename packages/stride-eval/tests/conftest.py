@@ -79,7 +79,7 @@ def write_samples(
         base_seed=0,
         sampler=SamplerSettings(),
         use_ema=True,
-        model_kind=model_kind,  # type: ignore[arg-type]
+        model_kind=model_kind,
         checkpoint_step=1,
         transforms=TransformSet(target=[transform], dynamic=[transform], static=[]),
         has_target=True,
