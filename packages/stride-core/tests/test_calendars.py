@@ -143,3 +143,18 @@ def test_to_datetime_or_iso() -> None:
         calendars.to_datetime_or_iso(cftime.datetime(2000, 2, 30, calendar="360_day"))
         == "2000-02-30T00:00:00"
     )
+
+
+def test_yaml_configs_keep_dates_the_standard_calendar_lacks() -> None:
+    from stride_core.config import safe_load
+
+    loaded = safe_load("end: 2000-02-30\nstart: 2000-01-01\nat: 2001-02-30T06:00:00")
+    assert loaded["end"] == "2000-02-30" and loaded["at"] == "2001-02-30T06:00:00"
+    assert calendars.parse_date(loaded["end"], "360_day") == cftime.datetime(2000, 2, 30, calendar="360_day")
+    assert str(loaded["start"]) == "2000-01-01"  # valid dates load as PyYAML always loaded them
+
+
+def test_elapsed_seconds_from_an_origin() -> None:
+    times = axis("360_day", start="2000-02-30", periods=3, freq="D")
+    origin = cftime.datetime(2000, 2, 29, calendar="360_day")
+    np.testing.assert_array_equal(calendars.elapsed_seconds(times, origin), [86400.0, 172800.0, 259200.0])

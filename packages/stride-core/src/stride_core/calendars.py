@@ -175,12 +175,13 @@ def date_in(times: TimeIndex, text: str | date | datetime) -> CalendarDate:
     return parse_date(text, calendar_of(times), use_cftime=isinstance(times, xr.CFTimeIndex))
 
 
-def elapsed_seconds(times: TimeIndex) -> NDArray[np.float64]:
-    """Seconds from the first stamp, counted in the axis's own calendar (in `360_day`, 2000-02-30 to
-    2000-03-01 is one day): differences of these give time steps and gaps on any calendar."""
+def elapsed_seconds(times: TimeIndex, origin: Any = None) -> NDArray[np.float64]:
+    """Seconds from `origin` (default: the first stamp; else a date of the same calendar and type), counted in
+    the axis's own calendar (in `360_day`, 2000-02-30 to 2000-03-01 is one day): differences of these give
+    time steps and gaps on any calendar."""
     if len(times) == 0:
         return np.zeros(0, dtype=np.float64)
-    deltas = pd.TimedeltaIndex(times - times[0])
+    deltas = pd.TimedeltaIndex(times - (times[0] if origin is None else origin))
     return deltas.total_seconds().to_numpy(dtype=np.float64)
 
 

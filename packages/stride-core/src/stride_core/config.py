@@ -17,12 +17,31 @@ class StrictConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose dates that the standard calendar lacks (2000-02-30 of a `360_day` config) stay strings,
+    read later in the data's own calendar (stride_core.calendars), instead of failing inside PyYAML."""
+
+    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)  # type: ignore[arg-type]
+        except ValueError:
+            return self.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
+
+def safe_load(text: str) -> Any:
+    """yaml.safe_load, except that impossible standard-calendar dates are returned as strings."""
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
+
+
 def load_yaml_mapping(path: Path) -> dict[str, Any]:
     """Read a YAML file that must hold a mapping."""
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found; pass an existing YAML file to --config")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -53,7 +72,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set training.steps=200")
     try:
-        value = yaml.safe_load(raw)
+        value = safe_load(raw)
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
