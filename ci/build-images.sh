@@ -2,21 +2,36 @@
 # Release build of the STRIDE CLI images: one `docker build` per containers/<cli>/Dockerfile, tagged
 # <cli>:<version from that CLI's pyproject.toml>, optionally pushed and converted to Apptainer SIF files.
 #
-#   ci/build-images.sh [--push] [--apptainer] [--registry REGISTRY] [--only CLI]... [--dry-run]
+#   ci/build-images.sh [--push] [--latest] [--apptainer] [--registry REGISTRY] [--only CLI]... [--base IMAGE]
+#                      [--wheelhouse DIR] [--ca-bundle FILE] [--torch-index-url URL] [--dry-run]
 #
 #   --registry R   prefix tags with R/ (default: $STRIDE_REGISTRY, else none); required by --push
 #   --push         docker push every tag after all builds succeeded
+#   --latest       also tag (and push) <cli>:latest
 #   --apptainer    also build dist/containers/<cli>_<version>.sif from the docker-daemon image
 #   --only CLI     build only this CLI (repeatable)
+#   --base IMAGE   the Debian bookworm base of every image (default: debian:bookworm-slim; a local one
+#                  from ci/make-base-image.sh where no registry is reachable)
+#   --wheelhouse D install every wheel from folder D (served on 127.0.0.1 for the build; no index):
+#                  how the CPU-torch check images are built offline (make images)
+#   --ca-bundle F  CA bundle for pip in the builder stage (a TLS-inspecting proxy; default
+#                  $STRIDE_CA_BUNDLE); it never reaches the final image
+#   --torch-index-url U  where torch comes from (default: PyPI's CUDA wheel; .../whl/cpu for CPU only)
 #   --dry-run      print the commands instead of running them
 #
-# Environment: PYTHON (>= 3.11, default python3) reads the pyproject files; DOCKER_BUILD_ARGS adds
-# options to every docker build (e.g. "--build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126").
+# Builds use the host network (docker build --network host) and work with the classic builder and
+# BuildKit alike. Environment: PYTHON (>= 3.11, default python3) reads the pyproject files; DOCKER
+# (default docker); DOCKER_BUILD_ARGS adds options to every docker build.
 set -euo pipefail
 
 usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 
 PUSH=0
+LATEST=0
+BASE=
+WHEELHOUSE=
+CA_BUNDLE=${STRIDE_CA_BUNDLE:-}
+TORCH_INDEX_URL=
 APPTAINER=0
 DRY_RUN=0
 REGISTRY=${STRIDE_REGISTRY:-}
@@ -24,7 +39,12 @@ ONLY=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --push) PUSH=1 ;;
+    --latest) LATEST=1 ;;
     --apptainer) APPTAINER=1 ;;
+    --base) BASE=${2:?--base needs an image}; shift ;;
+    --wheelhouse) WHEELHOUSE=${2:?--wheelhouse needs a folder}; shift ;;
+    --ca-bundle) CA_BUNDLE=${2:?--ca-bundle needs a file}; shift ;;
+    --torch-index-url) TORCH_INDEX_URL=${2:?--torch-index-url needs a URL}; shift ;;
     --dry-run) DRY_RUN=1 ;;
     --registry) REGISTRY=${2:?--registry needs a value}; shift ;;
     --registry=*) REGISTRY=${1#*=} ;;
@@ -39,6 +59,7 @@ REGISTRY=${REGISTRY%/}
 
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+DOCKER=${DOCKER:-docker}
 
 run() {
   if [ "$DRY_RUN" = 1 ]; then
@@ -64,7 +85,7 @@ fi
 "$PYTHON" ci/render_containers.py --check
 
 if [ "$DRY_RUN" = 0 ]; then
-  if ! docker info > /dev/null 2>&1; then
+  if ! "$DOCKER" info > /dev/null 2>&1; then
     echo "build-images: no Docker daemon reachable (docker info failed); nothing was built" >&2
     exit 1
   fi
@@ -95,13 +116,40 @@ if [ "$VCS_REF" != unknown ] && [ -n "$(git status --porcelain 2>/dev/null)" ]; 
 fi
 BUILD_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 read -r -a EXTRA <<< "${DOCKER_BUILD_ARGS:-}"
+[ -n "$BASE" ] && EXTRA+=(--build-arg "BASE_IMAGE=$BASE")
+[ -n "$TORCH_INDEX_URL" ] && EXTRA+=(--build-arg "TORCH_INDEX_URL=$TORCH_INDEX_URL")
+
+# build/image-inputs/ is copied into the builder stage only: the CA bundle, if any.
+INPUTS=build/image-inputs
+run rm -rf "$INPUTS"
+run mkdir -p "$INPUTS"
+if [ -n "$CA_BUNDLE" ]; then
+  [ -f "$CA_BUNDLE" ] || { echo "build-images: CA bundle $CA_BUNDLE not found" >&2; exit 2; }
+  run cp "$CA_BUNDLE" "$INPUTS/ca.crt"
+fi
+SERVER_PID=
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2> /dev/null
+  rm -f "$INPUTS/ca.crt"
+}
+trap cleanup EXIT
+if [ -n "$WHEELHOUSE" ]; then
+  [ -d "$WHEELHOUSE" ] || { echo "build-images: wheelhouse $WHEELHOUSE is not a folder" >&2; exit 2; }
+  PORT=${STRIDE_WHEELHOUSE_PORT:-$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+  if [ "$DRY_RUN" = 0 ]; then
+    "$PYTHON" -m http.server "$PORT" --bind 127.0.0.1 --directory "$WHEELHOUSE" > /dev/null 2>&1 &
+    SERVER_PID=$!
+  fi
+  EXTRA+=(--build-arg "PIP_OPTIONS=--no-index --find-links http://127.0.0.1:$PORT/")
+fi
 
 BUILT=()
 SIFS=()
 for cli in "${CLIS[@]}"; do
   tag="${REGISTRY:+$REGISTRY/}$cli:${VERSION[$cli]}"
   echo "== $tag (containers/$cli/Dockerfile)"
-  run docker build \
+  run "$DOCKER" build \
+    --network host \
     --file "containers/$cli/Dockerfile" \
     --build-arg "VCS_REF=$VCS_REF" \
     --build-arg "BUILD_DATE=$BUILD_DATE" \
@@ -109,6 +157,10 @@ for cli in "${CLIS[@]}"; do
     "${EXTRA[@]}" \
     .
   BUILT+=("$tag")
+  if [ "$LATEST" = 1 ]; then
+    run "$DOCKER" tag "$tag" "${tag%:*}:latest"
+    BUILT+=("${tag%:*}:latest")
+  fi
   if [ "$APPTAINER" = 1 ]; then
     sif="dist/containers/${cli}_${VERSION[$cli]}.sif"
     run mkdir -p dist/containers
@@ -119,7 +171,7 @@ done
 
 if [ "$PUSH" = 1 ]; then
   for tag in "${BUILT[@]}"; do
-    run docker push "$tag"
+    run "$DOCKER" push "$tag"
   done
 fi
 
@@ -133,8 +185,8 @@ for tag in "${BUILT[@]}"; do
   if [ "$DRY_RUN" = 1 ]; then
     echo "  $tag"
   else
-    printf '  %-50s %s  %s\n' "$tag" "$(docker image inspect --format '{{.Id}}' "$tag" | cut -c8-19)" \
-      "$(docker image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1 / 1e6}')"
+    printf '  %-50s %s  %s\n' "$tag" "$("$DOCKER" image inspect --format '{{.Id}}' "$tag" | cut -c8-19)" \
+      "$("$DOCKER" image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1 / 1e6}')"
   fi
 done
 for sif in "${SIFS[@]}"; do

@@ -17,10 +17,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTAINERS = "containers"
 LOCK_FILE = "requirements/lock.txt"
 VENV = "/opt/stride"
-SLIM_IMAGE = "python:3.11-slim"
-# Only driver-facing bits come from the CUDA image: the torch wheel brings its own CUDA runtime and cuDNN
-# (nvidia-* wheels), so a "-runtime"/"-cudnn" base would ship those libraries twice.
-CUDA_IMAGE = "nvidia/cuda:12.4.1-base-ubuntu22.04"
+# One Debian base for all six images. The torch wheel brings its own CUDA runtime, cuDNN and NCCL (the
+# nvidia-* wheels) and needs only the host's driver, which `docker run --gpus` and `apptainer run --nv`
+# bind in; so a CUDA base image would add nothing but a second OS and a second Python. Debian's own
+# python3.11 means no PPA; the images share their base and Python layers.
+BASE_IMAGE = "debian:bookworm-slim"
+# Build-time inputs ci/build-images.sh prepares beside the sources (git-ignored): an optional CA bundle
+# (ca.crt) for pip behind a TLS-inspecting proxy. Used in the builder stage only.
+INPUTS = "build/image-inputs"
 TORCH = "torch"
 ENV_DOC = {
     "STRIDE_DATA": "folder with the source data; relative source paths resolve under it",
@@ -139,6 +143,21 @@ def _env_comment(prefix: str) -> str:
     return "\n".join(f"{prefix}{key.ljust(width)}  {text}" for key, text in ENV_DOC.items())
 
 
+def _labels(cli: Distribution, torch: bool) -> list[tuple[str, str]]:
+    return [
+        ("org.opencontainers.image.title", cli.name),
+        ("org.opencontainers.image.description", cli.description),
+        ("org.opencontainers.image.version", cli.version),
+        ("org.opencontainers.image.licenses", "MIT"),
+        ("org.opencontainers.image.documentation", "containers/README.md"),
+        ("io.stride.gpu", "yes" if torch else "no"),
+        *((f"io.stride.env.{key}", text) for key, text in ENV_DOC.items()),
+    ]
+
+
+PIP_CERT = f'if [ -f /tmp/inputs/ca.crt ]; then export PIP_CERT=/tmp/inputs/ca.crt; fi; \\\n    {VENV}/bin/pip install'
+
+
 def render_dockerfile(cli: Distribution, dists: dict[str, Distribution]) -> str:
     parts = closure(cli, dists)
     torch = needs_torch(cli, dists)
@@ -147,12 +166,12 @@ def render_dockerfile(cli: Distribution, dists: dict[str, Distribution]) -> str:
     local = " ".join(f"./{d.path}" for d in parts)
     gpu = "--gpus all " if torch else ""
     lines = [
-        "# syntax=docker/dockerfile:1",
         "# " + GENERATED.format(pyproject=cli.pyproject),
         "#",
         f"# {name} {version}: {cli.summary}",
-        "# Build with the repository root as context (BuildKit; Docker >= 23):",
-        f"#   docker build -f containers/{name}/Dockerfile -t {name}:{version} .",
+        "# Build with the repository root as context (classic builder or BuildKit), best through",
+        f"# ci/build-images.sh --only {name}, which prepares {INPUTS}/ and passes the labels:",
+        f"#   mkdir -p {INPUTS} && docker build --network host -f containers/{name}/Dockerfile -t {name}:{version} .",
         "# Run:",
         f'#   docker run --rm {gpu}-v "$PWD:/work" -w /work \\',
         f"#     -e STRIDE_DATA=/work/data -e MLFLOW_TRACKING_URI {name}:{version} --help",
@@ -161,79 +180,74 @@ def render_dockerfile(cli: Distribution, dists: dict[str, Distribution]) -> str:
         "# (Apptainer passes the host environment through; with Docker pass -e):",
         _env_comment("#   "),
         "",
+        f"ARG BASE_IMAGE={BASE_IMAGE}",
+        "",
+        f"# Builder: the virtual environment {VENV} with this CLI and its pinned requirements. Only {VENV}",
+        "# reaches the image: the CA bundle, pip's options and the sources stay in this stage.",
+        "FROM ${BASE_IMAGE} AS builder",
+        "ARG DEBIAN_FRONTEND=noninteractive",
+        '# Extra pip options, e.g. "--no-index --find-links http://127.0.0.1:8765/" for a local wheelhouse.',
+        "ARG PIP_OPTIONS=",
     ]
     if torch:
         lines += [
-            f"ARG CUDA_IMAGE={CUDA_IMAGE}",
-            f"ARG PYTHON_IMAGE={SLIM_IMAGE}",
+            "# Empty: torch's default PyPI wheel (the CUDA build on linux/x86_64). Set e.g.",
+            "# https://download.pytorch.org/whl/cu126 to match an older driver, or .../whl/cpu for CPU only.",
+            "ARG TORCH_INDEX_URL=",
         ]
-    else:
-        lines += [f"ARG PYTHON_IMAGE={SLIM_IMAGE}"]
     lines += [
-        "",
-        "# Wheels of the first-party distributions this CLI needs (pure Python; sources stay in this stage).",
-        "FROM ${PYTHON_IMAGE} AS wheels",
+        "ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1",
+        "RUN apt-get update \\",
+        " && apt-get install -y --no-install-recommends ca-certificates python3.11 python3.11-venv \\",
+        " && rm -rf /var/lib/apt/lists/*",
+        f"RUN python3.11 -m venv {VENV}",
+        f"COPY {INPUTS}/ /tmp/inputs/",
+        f"COPY {LOCK_FILE} {VENV}/lock.txt",
+    ]
+    if torch:
+        lines += [
+            "# torch alone first: by far the largest layer, rebuilt only when the lock file changes.",
+            "# hadolint ignore=SC2086",
+            f"RUN {PIP_CERT} $PIP_OPTIONS --constraint {VENV}/lock.txt "
+            '${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} torch',
+        ]
+    lines += [
         "WORKDIR /src",
         copies,
-        f"RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels {local}",
+        "# hadolint ignore=SC2086",
+        f"RUN {PIP_CERT} $PIP_OPTIONS --constraint {VENV}/lock.txt {local}",
         "",
-        "FROM ${CUDA_IMAGE}" if torch else "FROM ${PYTHON_IMAGE}",
-        "ARG CUDA_IMAGE" if torch else "ARG PYTHON_IMAGE",
+        "FROM ${BASE_IMAGE}",
+        "ARG BASE_IMAGE",
         "ARG VCS_REF=unknown",
         "ARG BUILD_DATE=unknown",
     ]
-    if torch:
-        lines += [
-            "# Empty: torch's default PyPI wheel (CUDA build on linux/x86_64). Set e.g.",
-            "# https://download.pytorch.org/whl/cu126 to match an older driver.",
-            "ARG TORCH_INDEX_URL=",
-            "ARG DEBIAN_FRONTEND=noninteractive",
-        ]
     labels = [
-        ("org.opencontainers.image.title", name),
-        ("org.opencontainers.image.description", cli.description),
-        ("org.opencontainers.image.version", version),
+        *_labels(cli, torch),
         ("org.opencontainers.image.revision", "${VCS_REF}"),
         ("org.opencontainers.image.created", "${BUILD_DATE}"),
-        ("org.opencontainers.image.documentation", "containers/README.md"),
-        ("org.opencontainers.image.base.name", "${CUDA_IMAGE}" if torch else "${PYTHON_IMAGE}"),
-        *((f"io.stride.env.{key}", text) for key, text in ENV_DOC.items()),
+        ("org.opencontainers.image.base.name", "${BASE_IMAGE}"),
     ]
     label_lines = [f"{key}={_quote(value)}" for key, value in labels]
     lines.append("LABEL " + " \\\n      ".join(label_lines))
     lines += [
         "ENV PYTHONUNBUFFERED=1 \\",
-        "    PIP_NO_CACHE_DIR=1 \\",
-        "    PIP_DISABLE_PIP_VERSION_CHECK=1 \\",
         f"    VIRTUAL_ENV={VENV} \\",
-        f"    PATH={VENV}/bin:$PATH",
     ]
     if torch:
         lines += [
-            "RUN apt-get update \\",
-            " && apt-get install -y --no-install-recommends \\",
-            "      ca-certificates gpg-agent software-properties-common \\",
-            " && add-apt-repository -y ppa:deadsnakes/ppa \\",
-            " && apt-get update \\",
-            " && apt-get install -y --no-install-recommends python3.11 python3.11-venv \\",
-            " && apt-get purge -y --auto-remove gpg-agent software-properties-common \\",
-            " && rm -rf /var/lib/apt/lists/*",
-            f"RUN python3.11 -m venv {VENV}",
-        ]
-    else:
-        lines += [f"RUN python -m venv {VENV}"]
-    lines += [f"COPY {LOCK_FILE} {VENV}/lock.txt"]
-    if torch:
-        lines += [
-            "# torch alone first: by far the largest layer, rebuilt only when the lock file changes.",
-            f"RUN pip install --constraint {VENV}/lock.txt "
-            '${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} torch',
+            "    NVIDIA_VISIBLE_DEVICES=all \\",
+            "    NVIDIA_DRIVER_CAPABILITIES=compute,utility \\",
         ]
     lines += [
-        "RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \\",
-        f"    pip install --constraint {VENV}/lock.txt /wheels/*.whl \\",
-        f" && {name} --help > /dev/null",
-        "RUN useradd --create-home --uid 1000 --user-group stride",
+        f"    PATH={VENV}/bin:$PATH",
+        "# ca-certificates: for an https MLflow server; python3.11 is what the venv's python links to.",
+        "RUN apt-get update \\",
+        " && apt-get install -y --no-install-recommends ca-certificates python3.11 \\",
+        " && rm -rf /var/lib/apt/lists/* \\",
+        " && useradd --create-home --uid 1000 --user-group stride",
+        f"COPY --from=builder {VENV} {VENV}",
+        f"RUN {name} --help > /dev/null",
         "USER stride",
         "WORKDIR /home/stride",
         f'ENTRYPOINT ["{name}"]',
@@ -259,31 +273,20 @@ def render_definition(cli: Distribution, dists: dict[str, Distribution]) -> str:
         "# Build without Docker, from the repository root (%files paths are relative to the current",
         "# directory):",
         f"#   apptainer build {name}.sif containers/{name}/{name}.def",
-        "# or convert the Docker image: see ci/build-images.sh --apptainer.",
+        "# or convert the Docker image: ci/build-images.sh --apptainer (what the release does).",
         "",
         "Bootstrap: docker",
-        f"From: {CUDA_IMAGE if torch else SLIM_IMAGE}",
+        f"From: {BASE_IMAGE}",
         "",
         "%files",
         *(f"    {a.ljust(width)}  {b}" for a, b in files),
         "",
         "%post",
         "    set -eu",
-        "    export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1",
-    ]
-    if torch:
-        lines += [
-            "    export DEBIAN_FRONTEND=noninteractive",
-            "    apt-get update",
-            "    apt-get install -y --no-install-recommends ca-certificates gpg-agent \\",
-            "        software-properties-common",
-            "    add-apt-repository -y ppa:deadsnakes/ppa",
-            "    apt-get update",
-            "    apt-get install -y --no-install-recommends python3.11 python3.11-venv",
-            "    apt-get purge -y --auto-remove gpg-agent software-properties-common",
-            "    rm -rf /var/lib/apt/lists/*",
-        ]
-    lines += [
+        "    export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive",
+        "    apt-get update",
+        "    apt-get install -y --no-install-recommends ca-certificates python3.11 python3.11-venv",
+        "    rm -rf /var/lib/apt/lists/*",
         f"    python3.11 -m venv {VENV}",
         f"    cd {src}",
         "    # stale metadata from a developer's editable install must not leak into the build",
@@ -292,15 +295,16 @@ def render_definition(cli: Distribution, dists: dict[str, Distribution]) -> str:
     ]
     if torch:
         lines += [
-            "    # torch's default PyPI wheel is the CUDA build on linux/x86_64. For another CUDA variant,",
-            "    # build the Docker image with --build-arg TORCH_INDEX_URL=... and convert it",
-            "    # (ci/build-images.sh --apptainer).",
-            f"    {VENV}/bin/pip install --constraint {VENV}/lock.txt torch",
+            "    # torch's default PyPI wheel is the CUDA build on linux/x86_64 (its own CUDA runtime; --nv",
+            "    # binds the driver). For another CUDA variant set TORCH_INDEX_URL (apptainer build --build-arg",
+            "    # needs Apptainer >= 1.2, otherwise export it in the build environment).",
+            f'    {VENV}/bin/pip install --constraint {VENV}/lock.txt ${{TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"}} torch',
         ]
     lines += [
         f"    {VENV}/bin/pip install --constraint {VENV}/lock.txt {local}",
         "    cd /",
         f"    rm -rf {src}",
+        "    useradd --create-home --uid 1000 --user-group stride",
         "",
         "%environment",
         f"    export VIRTUAL_ENV={VENV}",
@@ -314,11 +318,8 @@ def render_definition(cli: Distribution, dists: dict[str, Distribution]) -> str:
         f"    {name} --help > /dev/null",
         "",
         "%labels",
-        f"    org.opencontainers.image.title {name}",
-        f"    org.opencontainers.image.description {cli.description}",
-        f"    org.opencontainers.image.version {version}",
-        "    org.opencontainers.image.documentation containers/README.md",
-        f"    org.opencontainers.image.base.name {CUDA_IMAGE if torch else SLIM_IMAGE}",
+        *(f"    {key} {value}" for key, value in _labels(cli, torch) if not key.startswith("io.stride.env.")),
+        f"    org.opencontainers.image.base.name {BASE_IMAGE}",
         "",
         "%help",
         f"    {name} {version}: {cli.summary}",
@@ -332,20 +333,41 @@ def render_definition(cli: Distribution, dists: dict[str, Distribution]) -> str:
     return "\n".join(lines)
 
 
+BUILD_JUNK = (
+    "**/__pycache__",
+    "**/*.egg-info",
+    "**/.pytest_cache",
+    "**/.mypy_cache",
+    "**/.ruff_cache",
+    "packages/*/build",
+    "packages/*/dist",
+    "schemas/build",
+    "schemas/dist",
+)
+
+
 def render_dockerignore(cli: Distribution, dists: dict[str, Distribution]) -> str:
     """BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile: send only what the build copies."""
-    keep = [LOCK_FILE, *(d.path for d in closure(cli, dists))]
+    keep = [LOCK_FILE, INPUTS, *(d.path for d in closure(cli, dists))]
     lines = [
         "# " + GENERATED.format(pyproject=cli.pyproject),
         "*",
         *(f"!{path}" for path in keep),
-        "**/__pycache__",
-        "**/*.egg-info",
-        "**/.pytest_cache",
-        "**/.mypy_cache",
-        "**/.ruff_cache",
-        "**/build",
-        "**/dist",
+        *BUILD_JUNK,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_root_dockerignore(dists: dict[str, Distribution]) -> str:
+    """The classic builder (no BuildKit) reads only the context's .dockerignore: what any image copies."""
+    keep = sorted({LOCK_FILE, INPUTS, *(d.path for cli in clis(dists) for d in closure(cli, dists))})
+    lines = [
+        "# " + GENERATED.format(pyproject="every CLI's pyproject.toml"),
+        "# Docker's classic builder reads this file; BuildKit uses containers/<cli>/Dockerfile.dockerignore.",
+        "*",
+        *(f"!{path}" for path in keep),
+        *BUILD_JUNK,
         "",
     ]
     return "\n".join(lines)
@@ -360,6 +382,7 @@ def render(root: Path = REPO_ROOT) -> dict[str, str]:
         out[f"{folder}/Dockerfile"] = render_dockerfile(cli, dists)
         out[f"{folder}/Dockerfile.dockerignore"] = render_dockerignore(cli, dists)
         out[f"{folder}/{cli.name}.def"] = render_definition(cli, dists)
+    out[".dockerignore"] = render_root_dockerignore(dists)
     return out
 
 

@@ -10,6 +10,7 @@
 #   STRIDE_OUT      the chain's folder (dataset.zarr, stats.parquet, checkpoint, samples_*.zarr, ...)
 #   STRIDE_DATA     source data folder, bound read-only into the container
 #   STRIDE_ROOT     folder the config paths are relative to (a STRIDE checkout: configs/)
+#   STRIDE_DOCKER_USER   uid:gid the docker runner runs as [the caller's]
 #   MLFLOW_TRACKING_URI  unset: an SQLite mlflow.db beside each output; a sqlite:/// or file:// store's
 #                   folder is bound into the container; an http(s):// server is reached directly
 #
@@ -65,7 +66,7 @@ stride_prefix() {
       fi
       ;;
     docker)
-      local args=(run --rm --network host --user "$(id -u):$(id -g)" --workdir "$PWD"
+      local args=(run --rm --network host --user "${STRIDE_DOCKER_USER:-$(id -u):$(id -g)}" --workdir "$PWD"
         --env STRIDE_DATA --env STRIDE_PROGRESS --env HOME=/tmp)
       [ -n "${MLFLOW_TRACKING_URI:-}" ] && args+=(--env MLFLOW_TRACKING_URI)
       [ -n "${STRIDE_DOCKER_GPUS:-}" ] && args+=(--gpus "$STRIDE_DOCKER_GPUS")

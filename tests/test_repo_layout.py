@@ -543,7 +543,8 @@ def test_cli_image_recipes(cli: str) -> None:
     assert not missing, f"missing: {', '.join(missing)}"
     docker_text, def_text = dockerfile.read_text(), definition.read_text()
     expected = {rel(p.folder) for p in closure(package)}
-    copied = set(re.findall(r"^COPY (\S+?)/? \S+$", docker_text, re.M)) - {LOCK_FILE}
+    # build/image-inputs: the optional CA bundle ci/build-images.sh passes to the builder stage.
+    copied = set(re.findall(r"^COPY (\S+?)/? \S+$", docker_text, re.M)) - {LOCK_FILE, "build/image-inputs"}
     problems = []
     if copied != expected:
         problems.append(
@@ -557,10 +558,12 @@ def test_cli_image_recipes(cli: str) -> None:
         problems.append(f"{rel(definition)}: %runscript must exec {cli}")
     torch = any("torch" in p.requirements for p in closure(package))
     for path, text in ((dockerfile, docker_text), (definition, def_text)):
-        uses_cuda = "nvidia/cuda:" in text
-        if torch != uses_cuda:
+        # GPU-capable: torch's default (CUDA) wheel, its variant chosen by TORCH_INDEX_URL; the wheel brings
+        # the CUDA runtime, so no CUDA base image.
+        gpu = "TORCH_INDEX_URL" in text and "nvidia/cuda:" not in text
+        if torch != gpu:
             problems.append(
-                f"{rel(path)}: {'needs' if torch else 'must not use'} a CUDA base image (torch: {torch})"
+                f"{rel(path)}: {'needs' if torch else 'must not have'} the CUDA torch wheel switch (torch: {torch})"
             )
         if not torch and re.search(r"\btorch\b", text):
             problems.append(f"{rel(path)}: installs torch although {cli} does not depend on it")
