@@ -3,31 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from stride_contracts import SamplesManifest
+from stride_core.calendars import TimeIndex, calendar_of, date_in, date_key, iso
 from stride_core.errors import ConfigError
 from stride_core.variables import VariableRegistry
 from stride_plot.figures import Extent, quicklook_figure, save_figure
 
 
-def choose_dates(
-    times: pd.DatetimeIndex, wanted: list[pd.Timestamp], n_dates: int, source: Path
-) -> list[int]:
-    """Indices of the requested dates, or `n_dates` spread evenly over the samples."""
+def choose_dates(times: TimeIndex, wanted: list[Any], n_dates: int, source: Path) -> list[int]:
+    """Indices of the requested dates (strings or datetimes, read in the samples' calendar), or `n_dates`
+    spread evenly over the samples."""
     if not wanted:
         return sorted(
             set(np.linspace(0, len(times) - 1, min(n_dates, len(times))).round().astype(int).tolist())
         )
-    missing = [str(t) for t in wanted if t not in times]
+    position = {date_key(t): i for i, t in enumerate(times)}
+    keys = []
+    for date in wanted:
+        try:
+            keys.append(date_key(date_in(times, date)))
+        except ValueError as exc:
+            raise ConfigError(f"{source}: dates: {exc}; fix 'dates'") from None
+    missing = [key for key in keys if key not in position]
     if missing:
         raise ConfigError(
-            f"{source}: dates {missing} are not in the samples (they cover {times[0]} to {times[-1]}); fix 'dates'"
+            f"{source}: dates {missing} are not in the samples (they cover {iso(times[0])} to {iso(times[-1])}, "
+            f"{calendar_of(times)} calendar); fix 'dates'"
         )
-    return [int(np.flatnonzero(times == t)[0]) for t in wanted]
+    return [position[key] for key in keys]
 
 
 def _extent(rows: np.ndarray, cols: np.ndarray) -> tuple[float, float, float, float]:
@@ -74,7 +82,7 @@ def draw_quicklooks(
             # Colours follow the truth when there is one, so a poor model saturates instead of hiding it.
             reference = truth if truth is not None and np.isfinite(truth).any() else members
             vmin, vmax = np.nanpercentile(reference, [1, 99])
-            stamp = pd.DatetimeIndex([day["time"].values])[0]
+            stamp = iso(day["time"].values[()])  # a datetime64 or cftime scalar
             figure = quicklook_figure(
                 lr_input=day["cond_dynamic"].values[lr_channel],
                 truth=truth,
@@ -83,7 +91,7 @@ def draw_quicklooks(
                 spread=members.std(axis=0, ddof=1) if len(members) > 1 else None,
                 lr_extent=lr_extent,
                 hr_extent=hr_extent,
-                title=f"{variable.long_name or variable.name} - {stamp:%Y-%m-%d %H:%M} UTC",
+                title=f"{variable.long_name or variable.name} - {stamp[:10]} {stamp[11:16]} UTC",
                 variable_label=variable.name,
                 units=variable.units,
                 cmap=spec.cmap if spec else "viridis",
@@ -93,7 +101,7 @@ def draw_quicklooks(
                 geographic=not projected,
                 axis_labels=("x [km]", "y [km]") if projected else ("lon", "lat"),
             )
-            path = folder / f"quicklook_{variable.name}_{stamp:%Y%m%dT%H%M}.png"
+            path = folder / f"quicklook_{variable.name}_{stamp[:16].replace('-', '').replace(':', '')}.png"
             save_figure(figure, path)
             written.append(path)
     return written

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 from stride_contracts import MetricRow, MetricsManifest, SamplesManifest
 from stride_contracts.samples import SAMPLES_ARRAYS
 from stride_core.artifacts import open_zarr_artifact, read_parquet_artifact
 from stride_core.atomic import atomic_output
+from stride_core.calendars import time_index
 from stride_core.progress import get_logger
 from stride_core.tracking import RunContext
 from stride_core.variables import VariableRegistry
@@ -26,8 +25,8 @@ def run_plot(config: PlotConfig, run: RunContext) -> None:
         table, metrics_manifest = read_parquet_artifact(config.metrics, MetricsManifest, MetricRow)
         run.record_input("metrics", config.metrics, metrics_manifest)
     registry = VariableRegistry.load(config.variables_file)
-    times = pd.DatetimeIndex(samples["time"].values)
-    indices = choose_dates(times, [pd.Timestamp(d) for d in config.dates], config.n_dates, config.samples)
+    times = time_index(samples["time"])
+    indices = choose_dates(times, list(config.dates), config.n_dates, config.samples)
 
     with atomic_output(config.output) as staging:
         staging.mkdir()
