@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 import pandas as pd
 import xarray as xr
 
@@ -86,3 +88,15 @@ def write_samples(
     )
     write_zarr_artifact(dataset, manifest, path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("STRIDE_PROGRESS", "0")
+
+
+@pytest.fixture(name="write_samples")
+def write_samples_fixture() -> Callable[..., Path]:
+    """`write_samples` for tests (a fixture, since another conftest.py shadows `import conftest`)."""
+    return write_samples
