@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 import xarray as xr
 
 from stride_contracts import ProducerRef, SamplerSettings, SamplesManifest, VariableRef
