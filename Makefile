@@ -63,3 +63,18 @@ bench-loader: $(STAMP)
 
 bench-stats: $(STAMP)
 	$(BIN)/python bench/stats.py
+
+# Cluster and release checks (issue 12; README "Running on a cluster"). test-slurm and the image targets
+# start daemons (slurmctld/slurmd/munged, dockerd) as root when none runs, and stop what they started.
+.PHONY: test-slurm images test-images sif
+test-slurm: $(STAMP)
+	STRIDE_PROGRESS=0 $(BIN)/python -m pytest -q -s ci/tests/test_slurm_chain.py
+
+images: $(STAMP)
+	PIP=$(CURDIR)/$(BIN)/pip PYTHON=$(CURDIR)/$(BIN)/python bash ci/with-docker.sh ci/make-images.sh $(IMAGES_ARGS)
+
+test-images: $(STAMP)
+	PYTHON=$(CURDIR)/$(BIN)/python bash ci/with-docker.sh ci/test-images.sh
+
+sif: $(STAMP)
+	PYTHON=$(CURDIR)/$(BIN)/python bash ci/with-docker.sh ci/make-sif.sh $(SIF_CLIS)

@@ -151,11 +151,17 @@ def _labels(cli: Distribution, torch: bool) -> list[tuple[str, str]]:
         ("org.opencontainers.image.licenses", "MIT"),
         ("org.opencontainers.image.documentation", "containers/README.md"),
         ("io.stride.gpu", "yes" if torch else "no"),
-        *((f"io.stride.env.{key}", text) for key, text in ENV_DOC.items()),
+        # Label keys are lower case (OCI convention; hadolint DL3048): io.stride.env.mlflow-tracking-uri
+        *((f"io.stride.env.{key.lower().replace('_', '-')}", text) for key, text in ENV_DOC.items()),
     ]
 
 
 PIP_CERT = f'if [ -f /tmp/inputs/ca.crt ]; then export PIP_CERT=/tmp/inputs/ca.crt; fi; \\\n    {VENV}/bin/pip install'
+
+
+# Debian's packages are not pinned: bookworm's point releases only bring security fixes, and old
+# versions leave the mirrors (a pin would break rebuilds). The Python packages are pinned by the lock.
+APT_PIN_NOTE = "# hadolint ignore=DL3008"
 
 
 def render_dockerfile(cli: Distribution, dists: dict[str, Distribution]) -> str:
@@ -197,6 +203,7 @@ def render_dockerfile(cli: Distribution, dists: dict[str, Distribution]) -> str:
         ]
     lines += [
         "ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1",
+        APT_PIN_NOTE,
         "RUN apt-get update \\",
         " && apt-get install -y --no-install-recommends ca-certificates python3.11 python3.11-venv \\",
         " && rm -rf /var/lib/apt/lists/*",
@@ -242,13 +249,15 @@ def render_dockerfile(cli: Distribution, dists: dict[str, Distribution]) -> str:
     lines += [
         f"    PATH={VENV}/bin:$PATH",
         "# ca-certificates: for an https MLflow server; python3.11 is what the venv's python links to.",
+        APT_PIN_NOTE,
         "RUN apt-get update \\",
         " && apt-get install -y --no-install-recommends ca-certificates python3.11 \\",
         " && rm -rf /var/lib/apt/lists/* \\",
         " && useradd --create-home --uid 1000 --user-group stride",
         f"COPY --from=builder {VENV} {VENV}",
         f"RUN {name} --help > /dev/null",
-        "USER stride",
+        "# Numeric, so that runtimes enforcing non-root users (runAsNonRoot) can check it.",
+        "USER 1000:1000",
         "WORKDIR /home/stride",
         f'ENTRYPOINT ["{name}"]',
         'CMD ["--help"]',
