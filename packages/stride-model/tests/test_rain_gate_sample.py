@@ -70,7 +70,7 @@ def test_a_member_is_the_same_alone_and_in_an_ensemble() -> None:
     assert not torch.equal(ensemble[:, 0], ensemble[:, 1])  # members draw differently
     with pytest.raises(ValueError, match="needs one seed per member"):
         apply_rain_gate(members, logits, rule="sample", seeds=[[1, 2, 3]])
-    assert torch.equal(apply_rain_gate(members, logits, rule="off"), members)
+    assert torch.equal(apply_rain_gate(members, logits, rule="none"), members)
     with pytest.raises(ValueError, match="rule must be one of"):
         apply_rain_gate(members, logits, rule="always")  # type: ignore[arg-type]
 

@@ -15,7 +15,8 @@ How a member's dry pixels are chosen (`RainGateRule`):
 - "threshold" (the old rule, kept for the ablation): dry wherever P(wet) < 0.5, the same in every member.
   On dry-dominated climates an uncertain rain event (P(wet) 0.3, say) is then removed from every member,
   and the ensemble rains far less often than the truth.
-- "off": the gate is not applied; the diffusion members are kept as sampled (for ablations).
+- "none": the gate is not applied; the diffusion members are kept as sampled (for ablations). Not "off",
+  which YAML reads as false.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ class RainGate(nn.Module):
         return logits
 
 
-RainGateRule = Literal["sample", "threshold", "off"]
-RAIN_GATE_RULES: tuple[RainGateRule, ...] = ("sample", "threshold", "off")
+RainGateRule = Literal["sample", "threshold", "none"]
+RAIN_GATE_RULES: tuple[RainGateRule, ...] = ("sample", "threshold", "none")
 DEFAULT_GATE_LENGTH = 4.0
 """HR pixels: wet/dry decided together over a few pixels (a few km at 1 km), the scale of a rain cell's edge."""
 
@@ -98,7 +99,7 @@ class RainGateSettings(StrictConfig):
         default="sample",
         description="sample: each member draws its dry pixels from P(wet) with its own seed, so the ensemble "
         "rains as often as predicted; threshold: the old rule, dry wherever P(wet) < 0.5 in every member; "
-        "off: the members as the diffusion model samples them.",
+        "none: the members as the diffusion model samples them.",
     )
     length: float = Field(
         default=DEFAULT_GATE_LENGTH,
@@ -177,7 +178,7 @@ def apply_rain_gate(
             f"apply_rain_gate: logits {list(wet_logits.shape)} do not match members "
             f"{list(members_physical.shape)}; expected [{batch}, {channels}, {height}, {width}]"
         )
-    if rule == "off":
+    if rule == "none":
         return members_physical
     if rule == "threshold":
         dry = (wet_logits < 0).unsqueeze(1).to(members_physical.device)
