@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from stride_core.config import StrictConfig
+from stride_eval.baselines.settings import BaselineSettings
 
 FamilyName = Literal[
     "probabilistic",
@@ -53,9 +54,15 @@ class EvalConfig(StrictConfig):
         min_length=1,
         description="Families to run ('occurrence' is part of 'distributions', kept for old configs).",
     )
-    baselines: list[Literal["bicubic", "bilinear"]] = Field(
+    baselines: list[Literal["bicubic", "bilinear", "climatology", "qdm"]] = Field(
         default=["bicubic", "bilinear"],
-        description="Interpolations of the LR input scored beside the model (when the target is an LR input).",
+        description="Baselines scored beside the model, and the references of the CRPS skill scores: "
+        "bicubic/bilinear interpolation of the LR input and qdm (interpolation + quantile mapping fitted on "
+        "the training split) when the target is an LR input; climatology (an ensemble of training-split "
+        "truths of the same season) always, when the samples' dataset is known (see `baseline`).",
+    )
+    baseline: BaselineSettings = Field(
+        default_factory=BaselineSettings, description="Settings of the climatology and qdm baselines."
     )
     label: str | None = Field(
         default=None,
