@@ -64,6 +64,10 @@ bench-loader: $(STAMP)
 bench-stats: $(STAMP)
 	$(BIN)/python bench/stats.py
 
+.PHONY: bench-dry-case
+bench-dry-case: $(STAMP)
+	$(BIN)/python bench/dry_case.py $(DRY_CASE_ARGS)
+
 # Cluster and release checks (issue 12; README "Running on a cluster"). test-slurm and the image targets
 # start daemons (slurmctld/slurmd/munged, dockerd) as root when none runs, and stop what they started.
 .PHONY: test-slurm images test-images sif
@@ -78,3 +82,7 @@ test-images: $(STAMP)
 
 sif: $(STAMP)
 	PYTHON=$(CURDIR)/$(BIN)/python bash ci/with-docker.sh ci/make-sif.sh $(SIF_CLIS)
+
+.PHONY: bench-sampler
+bench-sampler: $(STAMP)
+	nice -n 10 $(BIN)/python bench/sampler.py $(SAMPLER_ARGS)
