@@ -4,6 +4,7 @@ metrics.parquet and the family figures."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,12 @@ from stride_core.metrics import bicubic_upsample, bilinear_upsample
 from stride_core.progress import get_logger
 from stride_core.tracking import RunContext
 from stride_core.variables import VariableRegistry
+from stride_eval.baselines import baseline_predictions
 from stride_eval.config import EvalConfig
 from stride_eval.families import MINIMAL_FAMILIES, REGISTRY
 from stride_eval.inputs import EvalInputs, Prediction, masked_inputs
 from stride_eval.stores import SamplesStore, check_comparable, open_samples, static_validity
+from stride_eval.streaming import STREAMING_FAMILIES, StreamingEvaluation
 
 log = get_logger("stride-eval")
 UPSAMPLERS = {"bicubic": bicubic_upsample, "bilinear": bilinear_upsample}
@@ -64,6 +67,36 @@ def thresholds_for(
     return tuple(float(q) for q in np.quantile(finite.astype(np.float64), levels)), levels
 
 
+def predictions_for(
+    config: EvalConfig, main: SamplesStore, others: list[SamplesStore], channel: int, dates: slice | None
+) -> tuple[dict[str, Prediction], np.ndarray | None]:
+    """Every model's prediction of target `channel` (all dates, or a slice), and the variable's LR input."""
+    variable = main.manifest.target[channel]
+    predictions: dict[str, Prediction] = {}
+    for store in (main, *others):
+        index = [v.name for v in store.manifest.target].index(variable.name)
+        predictions[store.label] = store_prediction(
+            store, index, store.load("members", dates), store.load("pmm", dates)
+        )
+    dynamic_names = [v.name for v in main.manifest.dynamic]
+    interpolations = [name for name in config.baselines if name in UPSAMPLERS]
+    lr = None
+    if variable.name in dynamic_names:
+        lr = main.load("cond_dynamic", dates)[:, dynamic_names.index(variable.name)]
+        for baseline in interpolations:
+            upsample = UPSAMPLERS[baseline]
+            predictions[baseline] = Prediction(
+                point=upsample(lr, main.manifest.grid.factor).astype(np.float32)
+            )
+    elif interpolations:
+        log.warning("no LR '%s' among the conditioning: interpolation baselines skipped", variable.name)
+    times = main.times if dates is None else main.times[dates]
+    predictions |= baseline_predictions(
+        config.baselines, main.manifest, variable.name, times, lr, config.baseline
+    )
+    return predictions, lr
+
+
 def run_eval(config: EvalConfig, run: RunContext) -> None:
     families = selected_families(config)
     unknown = [f for f in families if f not in REGISTRY]
@@ -86,61 +119,57 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
     static_valid = static_validity(main, config.validity_mask)
     times = main.times
     truth_all = main.load("target")
-    cond = main.load("cond_dynamic")
-    loaded = {store.label: (store, store.load("members"), store.load("pmm")) for store in (main, *others)}
-    dynamic_names = [v.name for v in manifest.dynamic]
     weights = main.area_weights()
 
     rows: list[MetricRow] = []
     figures: list[Path] = []
+    if config.chunk_dates is not None:
+        skipped = [f for f in families if f not in STREAMING_FAMILIES]
+        if skipped:
+            log.warning("chunk_dates: families %s do not stream yet and are skipped", skipped)
+        families = [f for f in families if f in STREAMING_FAMILIES]
     for channel, variable in enumerate(manifest.target):
-        predictions: dict[str, Prediction] = {}
-        for label, (store, members, pmm) in loaded.items():
-            other_channel = [v.name for v in store.manifest.target].index(variable.name)
-            predictions[label] = store_prediction(store, other_channel, members, pmm)
-        lr = None
-        if variable.name in dynamic_names:
-            lr = cond[:, dynamic_names.index(variable.name)]
-            for baseline in config.baselines:
-                upsample = UPSAMPLERS[baseline]
-                predictions[baseline] = Prediction(
-                    point=upsample(lr, manifest.grid.factor).astype(np.float32)
-                )
-        elif config.baselines:
-            log.warning("no LR '%s' among the conditioning: interpolation baselines skipped", variable.name)
         truth = truth_all[:, channel]
         if static_valid is not None:
             truth = np.where(static_valid, truth, np.nan).astype(truth.dtype)
         spec = registry.get(variable.name)
         thresholds, levels = thresholds_for(config, variable.name, variable.units, truth)
-        inputs = masked_inputs(
-            EvalInputs(
-                variable=variable.name,
-                units=variable.units,
-                times=times,
-                truth=truth,
-                predictions=predictions,
-                per_date=config.per_date and config.mode != "minimal",
-                high_k_fraction=config.high_k_fraction,
-                positive_definite=spec is not None and spec.is_positive_definite,
-                positive_definite_known=spec is not None,
-                wet_threshold=config.wet_threshold,
-                area_weights=weights,
-                thresholds=thresholds,
-                threshold_quantiles=levels,
-                quantile_levels=tuple(config.quantiles),
-                fss_scales=tuple(config.fss_scales),
-                pool_factors=tuple(config.pool_factors),
-                lags=tuple(config.lags),
-                dates=tuple(config.dates),
-                top_dates=config.top_dates,
-                lr=lr,
-                factor=manifest.grid.factor,
-                references=tuple(config.baselines),
-                lat_descending=manifest.grid.lat_descending,
-            ),
-            static_valid,
+        template = EvalInputs(
+            variable=variable.name,
+            units=variable.units,
+            times=times,
+            truth=truth,
+            per_date=config.per_date and config.mode != "minimal",
+            high_k_fraction=config.high_k_fraction,
+            positive_definite=spec is not None and spec.is_positive_definite,
+            positive_definite_known=spec is not None,
+            wet_threshold=config.wet_threshold,
+            area_weights=weights,
+            thresholds=thresholds,
+            threshold_quantiles=levels,
+            quantile_levels=tuple(config.quantiles),
+            fss_scales=tuple(config.fss_scales),
+            pool_factors=tuple(config.pool_factors),
+            lags=tuple(config.lags),
+            dates=tuple(config.dates),
+            top_dates=config.top_dates,
+            factor=manifest.grid.factor,
+            references=tuple(config.baselines),
+            lat_descending=manifest.grid.lat_descending,
         )
+        if config.chunk_dates is not None:
+            stream = StreamingEvaluation(template, families)
+            for start in range(0, len(times), config.chunk_dates):
+                dates = slice(start, min(start + config.chunk_dates, len(times)))
+                predictions, lr = predictions_for(config, main, others, channel, dates)
+                chunk = replace(
+                    template, times=times[dates], truth=truth[dates], predictions=predictions, lr=lr
+                )
+                stream.update(masked_inputs(chunk, static_valid))
+            rows += stream.rows()
+            continue
+        predictions, lr = predictions_for(config, main, others, channel, None)
+        inputs = masked_inputs(replace(template, predictions=predictions, lr=lr), static_valid)
         for name in families:
             family = REGISTRY[name]
             if config.mode in ("plots", "full"):
