@@ -1,20 +1,23 @@
+import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
+import zarr
 
-from stride_contracts import CheckpointManifest, ModelSpec, ProducerRef, SamplerSettings, SamplesManifest
+from stride_contracts import CheckpointManifest, ModelSpec, ProducerRef, SamplesManifest
 from stride_contracts.checkpoint import TransformSet, VariableTransform, ZScoreSpec
 from stride_contracts.samples import SAMPLES_ARRAYS
-from stride_core.artifacts import read_manifest_folder, read_zarr_manifest, write_manifest_file
-from stride_core.resume import open_work_folder
+from stride_core.artifacts import read_zarr_manifest, write_manifest_file
+from stride_core.resume import work_folder
 from stride_core.testing import write_synthetic_dataset
+from stride_generate import run as generate_run
 from stride_generate.cli import main
-from stride_generate.config import GenerateConfig
-from stride_generate.run import generation_fingerprint
+from stride_generate.sampling import sample_dates
 from stride_model import build_model, save_weights
 
 
@@ -104,29 +107,74 @@ def test_samples_contract_and_reproducible_members(inputs: tuple[Path, Path], tm
     # Same member whatever the batching, up to float32 round-off of batch-size-dependent kernels.
     np.testing.assert_allclose(a["members"].values, b["members"].values, rtol=1e-5, atol=0)
     assert not np.allclose(a["members"].values[:, 0], a["members"].values[:, 1])
-    assert a["seeds"].values.tolist()[1] == [3, 4, 5]
+    # SEED_RULE by hand: SHA-256 of base seed, the date's timestamp and the member index.
+    key = f"stride-member|0|{pd.Timestamp(a['time'].values[1]):%Y-%m-%dT%H:%M:%S}|2".encode()
+    assert a["seeds"].values[1, 2] == int.from_bytes(hashlib.sha256(key).digest()[:8], "big") & (2**63 - 1)
+    assert manifest.seed_rule is not None and "sha256" in manifest.seed_rule
+    # Ensemble mean and spread beside the members, one Zarr chunk per date.
+    np.testing.assert_allclose(a["mean"].values, a["members"].values.mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(a["std"].values, a["members"].values.std(axis=1, ddof=1), rtol=1e-5)
+    assert a["members"].encoding["chunks"][0] == 1 and a["pmm"].encoding["chunks"][0] == 1
     assert abs(float(a["members"].mean()) - 280) < 30  # inverse-transformed to kelvin
 
 
-def test_resumes_from_finished_chunks(inputs: tuple[Path, Path], tmp_path: Path) -> None:
-    # A first run killed after its first chunk: simulate by planting that chunk in its work folder.
-    config = GenerateConfig(
-        checkpoint=inputs[0],
-        dataset=inputs[1],
-        output=tmp_path / "s.zarr",
-        members=3,
-        max_dates=4,
-        dates_per_chunk=2,
-        sampler=SamplerSettings(steps=4),
-    )
-    manifest = read_manifest_folder(inputs[0], CheckpointManifest)
-    work = open_work_folder(config.output, generation_fingerprint(config, manifest))
-    np.save(work / "members_000000.npy", np.full((2, 3, 1, 16, 24), 123.0, dtype=np.float32))
-    assert generate(inputs, tmp_path / "other.zarr", "--set", "dates_per_chunk=2") == 0  # own folder
-    assert generate(inputs, tmp_path / "s.zarr", "--set", "dates_per_chunk=2", "--steps", "5") == 2  # changed
-    assert generate(inputs, tmp_path / "s.zarr", "--set", "dates_per_chunk=2") == 0
-    members = xr.open_zarr(tmp_path / "s.zarr")["members"].values
-    assert (members[:2] == 123.0).all() and not (members[2:] == 123.0).any()
+def test_a_member_is_the_same_in_any_run(tmp_path: Path) -> None:
+    # Seeds come from the date's timestamp, not its position: a 48-date run, every 5th date, and one date
+    # alone (max_dates=4 in every run but the first) give bit-identical members for the dates they share.
+    manifest = write_synthetic_dataset(tmp_path / "dataset.zarr", n_times=96)
+    write_checkpoint(tmp_path / "ckpt", manifest)
+    inputs = (tmp_path / "ckpt", tmp_path / "dataset.zarr")
+    common = ("--set", "split=train", "--steps", "2", "--set", "dates_per_chunk=16")
+    assert generate(inputs, tmp_path / "all.zarr", *common, "--set", "max_dates=48") == 0
+    assert generate(inputs, tmp_path / "every.zarr", *common, "--set", "date_stride=5") == 0
+    assert generate(inputs, tmp_path / "one.zarr", *common, "--set", "dates=[2020-01-02T13]") == 0
+    full, every, one = (xr.open_zarr(tmp_path / f"{n}.zarr") for n in ("all", "every", "one"))
+    assert full.sizes["time"] == 48 and one.sizes["time"] == 1
+    alone = full.sel(time=one["time"].values)
+    np.testing.assert_array_equal(one["members"].values, alone["members"].values)
+    np.testing.assert_array_equal(one["seeds"].values, alone["seeds"].values)
+    np.testing.assert_array_equal(every["members"].values, full["members"].values[::5][:4])  # max_dates=4
+
+
+def test_bad_date_selection(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert generate(inputs, tmp_path / "x.zarr", "--set", "dates=[1999-01-01]") == 2
+    assert "dates: '1999-01-01' matches no date" in capsys.readouterr().err
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_a_killed_run_resumes_bit_for_bit(
+    inputs: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    chunked = ("--set", "dates_per_chunk=1")
+    assert generate(inputs, tmp_path / "whole.zarr", *chunked) == 0
+    # A run killed while sampling its third chunk of dates.
+    calls = {"n": 0}
+
+    def dies_on_third_chunk(*args: object, **kwargs: object) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return sample_dates(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(generate_run, "sample_dates", dies_on_third_chunk)
+    assert generate(inputs, tmp_path / "s.zarr", *chunked) == 130
+    assert not (tmp_path / "s.zarr").exists()
+    work = work_folder(tmp_path / "s.zarr")
+    # A chunk half-written when the job died (data but no mark) is written again, not trusted.
+    zarr.open_group(work / "samples.zarr", mode="r+")["members"][2] = 123.0
+    monkeypatch.setattr(generate_run, "sample_dates", sample_dates)
+    assert generate(inputs, tmp_path / "s.zarr", *chunked, "--steps", "5") == 2  # other settings: refused
+    monkeypatch.setattr(logging.getLogger("stride-generate"), "handlers", [caplog.handler])
+    assert generate(inputs, tmp_path / "s.zarr", *chunked) == 0
+    assert "resumed: 2 dates done, 2 left" in caplog.text
+    resumed, whole = xr.open_zarr(tmp_path / "s.zarr"), xr.open_zarr(tmp_path / "whole.zarr")
+    for name in ("members", "pmm", "mean", "std", "seeds", "target", "cond_dynamic"):
+        np.testing.assert_array_equal(resumed[name].values, whole[name].values)
     assert not work.exists()
 
 

@@ -15,6 +15,11 @@ SAMPLES_ARRAYS = ("members", "pmm", "target", "cond_dynamic", "cond_static", "se
 target [time, var, y, x], cond_dynamic [time, dynamic_var, y_lr, x_lr], cond_static [static_var, y, x],
 seeds [time, member]); all in physical units."""
 
+SAMPLES_ENSEMBLE_ARRAYS = ("mean", "std")
+"""Per-variable ensemble mean and standard deviation over members (ddof 1) [time, var, y, x], written by
+stride-generate since streaming output; optional for readers, since older stores lack them. Every per-date
+array of a samples store is chunked one date per Zarr chunk, so readers can stream by date."""
+
 
 SolverName = Literal["heun", "euler", "dpm2", "dpmpp_2m"]
 """Solvers of stride_model.sampling.solvers (the registry there lists the same names)."""
@@ -73,6 +78,12 @@ class SamplesManifest(ArtifactHeader):
     split: Literal["train", "val", "test"]
     n_members: int = Field(ge=1)
     base_seed: int
+    seed_rule: str | None = Field(
+        default=None,
+        description="How the seed of member k of a date derives from (base_seed, the date's timestamp, k): "
+        "the array `seeds` holds the values. None: an older store, whose seeds depend on the date's "
+        "position in the run.",
+    )
     sampler: SamplerSettings
     use_ema: bool
     model_kind: Literal["edm", "regression"]

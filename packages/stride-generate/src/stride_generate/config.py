@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from stride_contracts import SamplerSettings
 from stride_core.config import StrictConfig
+from stride_generate.bounds import IntensityBoundConfig
 from stride_generate.domain_shift import DomainShiftConfig
+from stride_model.rain_gate import RainGateSettings
 
 
 class GenerateConfig(StrictConfig):
@@ -23,11 +26,29 @@ class GenerateConfig(StrictConfig):
         default=8, ge=1, le=1024, description="Ensemble members per date (1 for regression)."
     )
     seed: int = Field(
-        default=0, ge=0, description="Base seed; member k of date i uses seed + i * members + k."
+        default=0,
+        ge=0,
+        description="Base seed; member k of date t uses a seed hashed from (seed, t's timestamp, k), so a "
+        "member is the same whichever dates the run covers (stride_generate.seeds.SEED_RULE).",
     )
     date_stride: int = Field(default=1, ge=1, description="Use every n-th date of the split.")
-    max_dates: int | None = Field(default=None, ge=1)
+    max_dates: int | None = Field(default=None, ge=1, description="At most this many dates.")
+    dates: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Only these dates of the split, as ISO timestamps (e.g. 2020-01-02T05:00:00 or "
+        "2020-01-02T05); before date_stride and max_dates. Regenerates exactly those dates' members.",
+    )
     sampler: SamplerSettings = SamplerSettings()
+    # precip helper (issue 9 section 7): the per-member RainGate draw and the intensity bound.
+    rain_gate: RainGateSettings = Field(
+        default_factory=RainGateSettings,
+        description="How a RainGate model's P(wet) becomes each member's dry pixels (rule: sample | threshold).",
+    )
+    intensity_bound: IntensityBoundConfig = Field(
+        default_factory=IntensityBoundConfig,
+        description="Clip members to a multiple of the training range per target (stride_generate.bounds).",
+    )
     batch_size: int = Field(default=64, ge=1, description="Members sampled per network call.")
     dates_per_chunk: int = Field(default=8, ge=1, description="Dates finished before progress is saved.")
     use_ema: bool = True
@@ -42,6 +63,14 @@ class GenerateConfig(StrictConfig):
         default_factory=DomainShiftConfig,
         description="Limits past which generation warns that its LR inputs are unlike the training inputs.",
     )
+
+    @field_validator("dates", mode="before")
+    @classmethod
+    def _dates_as_text(cls, value: Any) -> Any:
+        # YAML (and --set) read 2020-01-02 as a date; the selection compares ISO text.
+        if isinstance(value, list):
+            return [item.isoformat() if isinstance(item, date) else item for item in value]
+        return value
 
     @model_validator(mode="after")
     def _raw_weights_are_last(self) -> GenerateConfig:

@@ -1,4 +1,9 @@
-"""`stride-generate` work: sample every chosen date, resumable chunk by chunk, then write samples.zarr."""
+"""`stride-generate` work: sample every chosen date chunk by chunk into a pre-created samples.zarr.
+
+Each chunk of dates is written into the store (in the hidden work folder) as soon as it is sampled, so
+memory holds one chunk and a killed job resumes at the first unfinished chunk; the store is published under
+its final name once every chunk is written.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import xarray as xr
 
 from stride_contracts import CheckpointManifest, SamplesManifest
-from stride_core.artifacts import read_manifest_folder, write_zarr_artifact
-from stride_core.errors import ArtifactError, StrideError
-from stride_core.metrics import probability_matched_mean
+from stride_core.artifacts import read_manifest_folder
+from stride_core.errors import ArtifactError, ConfigError, StrideError
 from stride_core.progress import get_logger, progress
 from stride_core.resume import close_work_folder, fingerprint, open_work_folder
 from stride_core.splits import SplitArrays, load_split
 from stride_core.tracking import RunContext
 from stride_core.transforms import VariableTransforms
+from stride_generate.bounds import IntensityBound
 from stride_generate.config import GenerateConfig
 from stride_generate.domain_shift import measure_shift
-from stride_generate.sampling import choose_weights, load_model, member_seeds, sample_dates
+from stride_generate.sampling import choose_weights, load_model, sample_dates
+from stride_generate.seeds import SEED_RULE, date_key, seed_table
+from stride_generate.store import SamplesStore, StoreLayout, ensemble_fields
 from stride_model.adapter import DownscalingDataset, batch_to, collate_samples
 
 log = get_logger("stride-generate")
@@ -89,6 +95,25 @@ def generation_fingerprint(config: GenerateConfig, checkpoint: CheckpointManifes
     return fingerprint(settings)
 
 
+def select_anchors(adapter: DownscalingDataset, config: GenerateConfig) -> np.ndarray:
+    """The store time indices generation may use: the adapter's anchors, narrowed to `config.dates`."""
+    anchors = adapter.windows.anchors
+    if config.dates is None:
+        return anchors
+    keys = np.array([date_key(time) for time in adapter.times])
+    chosen: list[np.ndarray] = []
+    for text in config.dates:
+        wanted = text.strip().replace(" ", "T")
+        found = np.flatnonzero(np.char.startswith(keys.astype(str), wanted))
+        if found.size == 0:
+            raise ConfigError(
+                f"dates: {text!r} matches no date of {config.dataset} (it holds {keys[0]} .. {keys[-1]}); "
+                f"give ISO timestamps such as {keys[0]}"
+            )
+        chosen.append(found)
+    return np.intersect1d(anchors, np.concatenate(chosen))
+
+
 def run_generate(config: GenerateConfig, run: RunContext) -> None:
     checkpoint = read_manifest_folder(config.checkpoint, CheckpointManifest)
     run.record_input("checkpoint", config.checkpoint, checkpoint)
@@ -101,7 +126,7 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
         config.split,
         every=config.date_stride,
         limit=config.max_dates,
-        among=adapter.windows.anchors,
+        among=select_anchors(adapter, config),
     )
     samples = np.searchsorted(adapter.windows.anchors, arrays.time_index)
     run.record_input("dataset", config.dataset, arrays.manifest)
@@ -121,33 +146,40 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
     log.info("sampling with %s (%s weights of step %d)", weights.file, weights.kind, weights.step)
     run.set_tags({"stride.input.checkpoint.weights": weights.file})
 
-    # Each chunk of dates is saved as soon as it is sampled, so a killed job resumes where it stopped.
-    folder = open_work_folder(config.output, generation_fingerprint(config, checkpoint))
     n_dates = len(arrays.times)
-    seeds = [member_seeds(config, i, members) for i in range(n_dates)]
+    seeds = np.array(seed_table(config.seed, arrays.times, members), dtype=np.int64)
+    has_target = bool(np.isfinite(arrays.target).any())
+    work = open_work_folder(config.output, generation_fingerprint(config, checkpoint))
+    store = SamplesStore(work)
+    store.create(store_layout(arrays, seeds, checkpoint))
     chunks = list(range(0, n_dates, config.dates_per_chunk))
+    pending = store.pending(chunks)
+    if len(pending) < len(chunks):
+        left = sum(min(config.dates_per_chunk, n_dates - start) for start in pending)
+        log.info("resumed: %d dates done, %d left", n_dates - left, left)
     log.info("sampling %d dates x %d members (%d chunks) on %s", n_dates, members, len(chunks), device)
-    for start in progress(chunks, total=len(chunks), desc="date chunks"):
-        part = folder / f"members_{start:06d}.npy"
-        if part.is_file():
-            continue
+    bound = IntensityBound.from_stats(
+        [v.name for v in checkpoint.target], checkpoint.training_stats, config.intensity_bound.multiple
+    )
+    if bound is None and config.intensity_bound.multiple is not None:
+        log.info("%s carries no training statistics: members are not bounded", config.checkpoint)
+    for start in progress(pending, total=len(pending), desc="date chunks"):
         stop = min(start + config.dates_per_chunk, n_dates)
         batch = collate_samples([adapter[int(i)] for i in samples[start:stop]])
         values = sample_dates(
-            model, checkpoint, transforms, batch_to(batch, device), seeds[start:stop], config
+            model, checkpoint, transforms, batch_to(batch, device), seeds[start:stop].tolist(), config
         )
-        np.save(folder / f".{part.name}", values)
-        (folder / f".{part.name}").replace(part)
-    ensemble = np.concatenate(
-        [np.load(folder / f"members_{start:06d}.npy") for start in chunks], axis=0
-    ).astype(np.float32)
-    if not np.isfinite(ensemble).all():
-        raise StrideError(
-            f"sampling produced non-finite values; the checkpoint {config.checkpoint} may be broken"
-        )
-    pmm = probability_matched_mean(ensemble, member_axis=1).astype(np.float32)
+        if not np.isfinite(values).all():
+            raise StrideError(
+                f"sampling produced non-finite values; the checkpoint {config.checkpoint} may be broken"
+            )
+        if bound is not None:
+            values = bound.apply(values)
+        fields = ensemble_fields(values)
+        fields["cond_dynamic"] = arrays.cond_dynamic[start:stop]
+        fields["target"] = arrays.target[start:stop]
+        store.write(start, fields)
 
-    dataset = _samples_dataset(arrays, ensemble, pmm, np.array(seeds, dtype=np.int64), checkpoint)
     manifest = SamplesManifest(
         producer=run.producer(),
         inputs=run.inputs,
@@ -158,45 +190,35 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
         split=config.split,
         n_members=members,
         base_seed=config.seed,
+        seed_rule=SEED_RULE,
         sampler=config.sampler,
         use_ema=config.use_ema,
         model_kind=checkpoint.model_spec.kind,
         checkpoint_step=weights.step,
         transforms=checkpoint.transforms,
-        has_target=bool(np.isfinite(arrays.target).any()),
+        has_target=has_target,
     )
-    write_zarr_artifact(dataset, manifest, config.output)
-    close_work_folder(folder)
+    store.publish(manifest, config.output)
+    close_work_folder(work)
     run.set_tags({"stride.samples.uri": config.output.resolve().as_uri()})
     run.log_metrics({"n_dates": float(n_dates), "n_members": float(members)})
+    if bound is not None and bound.values:  # the dates sampled by this job (a resumed job counts its own)
+        bound.log(log)
+        run.log_metrics(bound.metrics())
     log.info("wrote %s (%d dates x %d members)", config.output, n_dates, members)
 
 
-def _samples_dataset(
-    arrays: SplitArrays,
-    ensemble: np.ndarray,
-    pmm: np.ndarray,
-    seeds: np.ndarray,
-    checkpoint: CheckpointManifest,
-) -> xr.Dataset:
-    names = [v.name for v in checkpoint.target]
-    dataset = xr.Dataset(
-        {
-            "members": (("time", "member", "var", "y", "x"), ensemble),
-            "pmm": (("time", "var", "y", "x"), pmm),
-            "target": (("time", "var", "y", "x"), arrays.target),
-            "cond_dynamic": (("time", "dynamic_var", "y_lr", "x_lr"), arrays.cond_dynamic),
-            "cond_static": (("static_var", "y", "x"), arrays.cond_static),
-            "seeds": (("time", "member"), seeds),
-        },
-        coords={
-            "time": arrays.times.values,
-            "member": np.arange(ensemble.shape[1]),
-            "var": np.array(names, dtype=object),
-            "dynamic_var": np.array([v.name for v in checkpoint.dynamic], dtype=object),
-            "static_var": np.array([v.name for v in checkpoint.static], dtype=object),
-            **arrays.coords,
-        },
+def store_layout(arrays: SplitArrays, seeds: np.ndarray, checkpoint: CheckpointManifest) -> StoreLayout:
+    grid = arrays.manifest.grid
+    return StoreLayout(
+        times=arrays.times,
+        seeds=seeds,
+        target_names=[v.name for v in checkpoint.target],
+        dynamic_names=[v.name for v in checkpoint.dynamic],
+        static_names=[v.name for v in checkpoint.static],
+        hr_shape=tuple(grid.hr_shape),  # type: ignore[arg-type]
+        lr_shape=tuple(grid.lr_shape),  # type: ignore[arg-type]
+        cond_static=arrays.cond_static,
+        coords=arrays.coords,
+        has_target=True,
     )
-    dataset["members"].encoding["chunks"] = (1, *ensemble.shape[1:])
-    return dataset

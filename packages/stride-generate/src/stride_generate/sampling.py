@@ -16,6 +16,7 @@ from stride_core.transforms import VariableTransforms
 from stride_generate.config import GenerateConfig
 from stride_model import assemble_conditioning, build_model, load_into
 from stride_model.members import physical_members
+from stride_model.sampler import sampler_kwargs
 
 log = get_logger("stride-generate")
 
@@ -50,14 +51,11 @@ def load_model(
     weights = checkpoint / weights_file
     try:
         load_into(model, weights)
-    except (ValueError, OSError, RuntimeError) as exc:
+    except ValueError as exc:  # load_into's messages name the file and the fix already
+        raise ArtifactError(str(exc)) from None
+    except (OSError, RuntimeError) as exc:
         raise ArtifactError(f"{weights}: cannot load weights ({exc}); the checkpoint is corrupt") from None
     return model.to(device).eval()
-
-
-def member_seeds(config: GenerateConfig, date_index: int, members: int) -> list[int]:
-    """Seeds of one date's members: unique per (date, member), independent of batching."""
-    return [config.seed + date_index * members + k for k in range(members)]
 
 
 @torch.no_grad()
@@ -71,20 +69,14 @@ def sample_dates(
 ) -> np.ndarray:
     """Members [dates, members, C_out, H, W] in physical units for a contract-A batch of whole-domain dates."""
     spec = manifest.model_spec
-    settings = config.sampler
     return physical_members(
         model,
         spec,
         assemble_conditioning(batch, spec),
         seeds,
         transforms,
-        num_steps=settings.steps,
-        sigma_min=settings.sigma_min,
-        sigma_max=settings.sigma_max,
-        rho=settings.rho,
-        S_churn=settings.S_churn,
-        S_min=settings.S_min,
-        S_max=settings.S_max,
-        S_noise=settings.S_noise,
+        rain_gate=config.rain_gate.rule,
+        rain_gate_length=config.rain_gate.length,
+        **sampler_kwargs(config.sampler),
         batch_size=config.batch_size,
     )
