@@ -100,7 +100,8 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
 def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
     """Rank histograms (left) and reliability diagrams at each threshold (right)."""
     ranks = [r for r in rows if r.metric == "rank_histogram"]
-    forecast = [r for r in rows if r.metric == "reliability_forecast"]
+    ensembles = {r.model for r in ranks}  # deterministic models only have probabilities 0 and 1
+    forecast = [r for r in rows if r.metric == "reliability_forecast" and r.model in ensembles]
     observed = {(r.model, r.threshold, r.bin): r.value for r in rows if r.metric == "reliability_observed"}
     if not ranks and not forecast:
         return None
