@@ -44,3 +44,18 @@ def test_per_date_rows_and_truth_spectrum() -> None:
     ]
     assert sum(1 for r in rows if r.metric == "crps" and r.model == "stride" and r.date is not None) == 3
     assert any(r.model == "truth" and r.metric == "psd" for r in rows)
+
+
+def test_headline_names_readers_use_stay_unique_without_date_and_wavenumber() -> None:
+    # bench/quality.py and stride-plot take rows without date and wavenumber as the headline: the names
+    # they read must not also appear with a threshold, scale or quantile (the pooled CRPS has its own name).
+    rng = np.random.default_rng(2)
+    truth = rng.gamma(0.5, 1.0, size=(6, 16, 16)).astype(np.float32)
+    inputs = inputs_for(rng.gamma(0.5, 1.0, size=(6, 3, 16, 16)).astype(np.float32), truth)
+    rows = [row for family in REGISTRY.values() if family.name != "occurrence" for row in family(inputs)]
+    read = {"crps", "mae_mean", "rmse_mean", "bias_mean", "mae_pmm", "spread_skill", "spectrum_error"}
+    counts: dict[tuple[str, str], int] = {}
+    for r in rows:
+        if r.metric in read and r.date is None and r.wavenumber is None:
+            counts[(r.model, r.metric)] = counts.get((r.model, r.metric), 0) + 1
+    assert counts and set(counts.values()) == {1}, counts

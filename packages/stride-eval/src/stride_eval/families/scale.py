@@ -3,8 +3,8 @@
 Spectra are of the members (not of the smooth ensemble mean): the spectrum of what users receive.
 Predictions are masked like the truth (`masked_inputs`), so both spectra cover the same pixels.
 Average pooling by 2x, 4x, 8x (block means over the valid pixels, area-weighted) shows at which scale a
-model becomes skilful: CRPS and RMSE of the ensemble mean after pooling carry the pooling factor in
-`scale`.
+model becomes skilful: `crps_pooled` and `rmse_mean_pooled` (CRPS and RMSE of the ensemble mean after
+pooling) carry the pooling factor in `scale`.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
             ensemble = np.where(np.isnan(truth)[:, None], np.nan, ensemble)
             crps = float(np.nanmean(crps_ensemble_fair(ensemble, truth, member_axis=1)))
             error_mean = float(rmse(ensemble.mean(axis=1), truth))
-            for metric, value in (("crps", crps), ("rmse_mean", error_mean)):
+            # Own names: readers that take rows without date and wavenumber as headline keep the unpooled crps.
+            for metric, value in (("crps_pooled", crps), ("rmse_mean_pooled", error_mean)):
                 if finite(value):
                     rows.append(inputs.row(model, metric, NAME, value, scale=float(factor)))
     return rows
@@ -90,7 +91,7 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
         ylabel=f"power ({inputs.units})²",
     )
     left.legend(fontsize=8)
-    pooled_crps = [r for r in rows if r.metric == "crps" and r.scale is not None]
+    pooled_crps = [r for r in rows if r.metric == "crps_pooled"]
     for model in sorted({r.model for r in pooled_crps}):
         mine = sorted((r for r in pooled_crps if r.model == model), key=lambda r: r.scale or 0)
         right.plot([r.scale for r in mine], [r.value for r in mine], marker="o", label=model)
