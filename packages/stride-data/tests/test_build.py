@@ -84,7 +84,7 @@ def test_build_crops_coarsens_and_labels_splits(
 @pytest.mark.parametrize(
     ("kwargs", "extra", "message"),
     [
-        ({"units": "degC"}, [], "has units 'degC', the registry expects 'K'"),
+        ({"units": "m"}, [], "has units 'm', the registry expects 'K' for 't2m' and no unambiguous"),
         ({"nan_everywhere": True}, [], "entirely NaN"),
         ({}, ["--set", "target=[precip]"], "has no variable 'precip'"),
         ({}, ["--set", "static=[orography, lsm_typo]"], "static: unknown variable 'lsm_typo' (known: "),

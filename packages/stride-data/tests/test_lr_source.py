@@ -143,7 +143,7 @@ def test_longitudes_0_360_are_wrapped_onto_the_target() -> None:
             "needs lat 50.06..52.06",
         ),
         (lr_dataset(start="2021-01-01"), [], "lr.nc: no time step in common with"),
-        (lr_dataset(units="degC"), [], "variable 'temp2m' has units 'degC', the registry expects 'K'"),
+        (lr_dataset(units="hPa"), [], "variable 'temp2m' has units 'hPa', the registry expects 'K'"),
         (lr_dataset(), ["--set", "lr_source.variables={t2m: t2m}"], "fix lr_source.variables.t2m"),
         (lr_dataset(), ["--set", "lr_source.variables={u10: temp2m}"], "lr_source.variables names ['u10']"),
     ],

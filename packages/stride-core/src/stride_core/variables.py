@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -23,6 +24,7 @@ class VariableSpec(StrictConfig):
     long_name: str
     data_name: str = Field(description="Name of the variable in source files.")
     units: str
+    standard_name: str | None = Field(default=None, description="CF standard name, where one exists.")
     cmap: str = "viridis"
     plot_range: tuple[float, float] | None = None
     groups: list[str] = Field(default_factory=list)
@@ -44,10 +46,20 @@ class VariableRegistry:
         self._specs = specs
 
     @classmethod
-    def load(cls, user_file: Path | None = None) -> VariableRegistry:
+    def load(
+        cls, user_file: Path | None = None, embedded: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> VariableRegistry:
+        """Shipped entries, then `embedded` ones (a dataset manifest's `registry`), then the user file's.
+
+        An artifact built with a variables_file carries those entries in its manifest, so later tools pass
+        `embedded=manifest.registry` and need no variables_file of their own.
+        """
         shipped = yaml.safe_load(resources.files("stride_core").joinpath("variables.yaml").read_text())
         entries: dict[str, dict[str, object]] = dict(shipped)
         source = "shipped variables.yaml"
+        for key, value in (embedded or {}).items():
+            entries[key] = {name: item for name, item in value.items() if name != "key"}
+            source = "the dataset manifest's registry"
         if user_file is not None:
             for key, value in load_yaml_mapping(user_file).items():
                 entries[key] = {**entries.get(key, {}), **(value or {})}
@@ -78,3 +90,7 @@ class VariableRegistry:
 
     def keys(self) -> list[str]:
         return sorted(self._specs)
+
+    def entries(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The entries of `keys` as plain JSON-able mappings, for a manifest's `registry` field."""
+        return {key: self[key].model_dump(mode="json", exclude={"key"}) for key in keys}

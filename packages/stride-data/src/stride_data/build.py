@@ -1,33 +1,60 @@
-"""Assemble dataset.zarr from a source: crop to a region and the factor, coarsen HR to LR, label splits."""
+"""Assemble dataset.zarr from a source: crop to a region and the factor, coarsen HR to LR, label splits.
+
+Or, for inference, from an LR-only source and a training dataset (`reference`): the LR fields regridded onto
+the reference's LR grid exactly as in training, its statics, every time step in split 'test', no target.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from stride_contracts.dataset import SPLIT_CODES, DatasetManifest, GridInfo, SplitRange, VariableRef
+from stride_contracts.dataset import (
+    CONTEXT_ARRAY,
+    INFERENCE_SPLIT,
+    SPLIT_CODES,
+    DatasetManifest,
+    GridInfo,
+    SplitRange,
+    VariableRef,
+)
 from stride_core.artifacts import write_zarr_artifact
+from stride_core.calendars import TimeIndex, calendar_of, date_in, elapsed_seconds, iso, to_datetime_or_iso
 from stride_core.chunking import dataset_chunks
 from stride_core.errors import ConfigError, InputDataError
 from stride_core.grid import coarsen_conservative, coarsen_coordinate
 from stride_core.progress import get_logger
 from stride_core.tracking import RunContext
+from stride_core.units import Conversion
 from stride_core.variables import VariableRegistry, VariableSpec
-from stride_data.config import DataBuildConfig
+from stride_data.config import DataBuildConfig, DateRange, SplitsConfig
 from stride_data.grids import SourceGrid, detect_grid
-from stride_data.lr_source import open_lr_source
+from stride_data.inference import check_variables, open_reference
+from stride_data.lr_context import context_coordinates, interior
+from stride_data.lr_source import LRSource, open_lr_source
 from stride_data.regions import region_slices
-from stride_data.regrid import common_times
-from stride_data.sources import check_finite_somewhere, describe_source, open_sources, select_variable
+from stride_data.sources import (
+    check_finite_somewhere,
+    describe_source,
+    open_sources,
+    select_variable,
+    source_times,
+    unit_conversion,
+)
 
 log = get_logger("stride-data")
 
 
 def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
-    specs = _specs(config, VariableRegistry.load(config.variables_file))
+    if config.reference is not None:
+        build_inference_dataset(config, run)
+        return
+    assert config.source is not None and config.splits is not None  # the config's validator says so
+    registry = VariableRegistry.load(config.variables_file)
+    specs = _specs(config, registry)
     unknown_fill = sorted(set(config.conditioning_fill) - set(config.dynamic))
     if unknown_fill:
         raise InputDataError(f"conditioning_fill names {unknown_fill}, which are not dynamic variables")
@@ -57,16 +84,17 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
         )
     grid = grid.crop(rows, cols)
     source = source.isel({grid.y_dim: rows, grid.x_dim: cols}).sortby("time")
-    times = pd.DatetimeIndex(source["time"].values)
+    times = source_times(source, path)
     lr = open_lr_source(config.lr_source, grid, factor) if config.lr_source else None
     if lr is not None:
-        times = common_times(times, lr.times, path, lr.path)
+        times = lr.align(times, path)
         source = source.sel(time=times.values)
-    split = _split_codes(times, config, path)
+    split = _split_codes(times, config.splits, path)
     keep = split >= 0
     source = source.isel(time=np.flatnonzero(keep))
     times, split = times[keep], split[keep]
     weights = grid.cell_weights()
+    conversions: dict[str, Conversion] = {}
 
     def load(key: str, with_time: bool) -> np.ndarray:
         array = select_variable(source, specs[key], path)
@@ -77,6 +105,10 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
             )
         values = array.values.astype(np.float32)
         check_finite_somewhere(values, f"variable '{array.name}'", path)
+        conversion = unit_conversion(array, specs[key], path)
+        if conversion is not None:
+            conversions[key] = conversion
+            values = conversion.apply(values)
         return values
 
     n_lat, n_lon = grid.lat.shape
@@ -94,25 +126,26 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
         dynamic = np.stack(
             [_coarsened(load(key, True), key, config, weights, path) for key in config.dynamic], axis=1
         )
+        context = None
     else:
-        log.info("regridding %s from %s (%s)", ", ".join(config.dynamic), lr.path.name, lr.config.method)
-        reason = f"have no valid value after {lr.config.method} regridding of {lr.path.name}"
-        dynamic = np.stack(
-            [_filled(lr.regridded(specs[k], times), k, config, lr.path, reason) for k in config.dynamic],
-            axis=1,
-        )
+        context = _regridded_predictors(lr, config, specs, times)
+        dynamic = interior(context, lr.margin)
+        conversions.update(lr.conversions)
     static = np.stack([load(key, False) for key in config.static], axis=0) if config.static else None
     if static is not None and np.isnan(static).any():
         raise InputDataError(f"{path}: static fields {config.static} contain NaN; fill or crop them first")
 
     dataset = _as_xarray(config, times, split, grid, factor, target, dynamic, static)
+    if lr is not None and lr.margin:
+        _add_context(dataset, context, lr)
     hr_keys = config.target + config.static + (config.dynamic if lr is None else [])
     hr_names = sorted({specs[k].data_name for k in hr_keys})
     manifest = DatasetManifest(
         producer=run.producer(),
-        target=[_ref(specs[k]) for k in config.target],
-        dynamic=[_ref(specs[k]) for k in config.dynamic],
-        static=[_ref(specs[k]) for k in config.static],
+        target=[_ref(specs[k], conversions) for k in config.target],
+        dynamic=[_ref(specs[k], conversions) for k in config.dynamic],
+        static=[_ref(specs[k], conversions) for k in config.static],
+        registry=registry.entries(specs),
         grid=GridInfo(
             kind="projected" if grid.kind == "projected" else "latlon",
             crs=grid.crs,
@@ -123,13 +156,17 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
             region=config.region.describe() if config.region else None,
             lr_method="regridded" if lr else "conservative_coarsening",
             lr_regrid_method=lr.config.method if lr else None,
+            context_margin=lr.margin if lr else 0,
         ),
-        splits={name: SplitRange(start=r.start, end=r.end) for name, r in config.splits.items()},
+        splits=_split_ranges(times, config.splits),
         time_step_hours=_time_step_hours(times),
+        calendar=calendar_of(times),
+        time_match=lr.pairing.record if lr is not None and lr.pairing is not None else None,
         n_times=len(times),
         sources=[describe_source(file, hr_names) for file in files]
         + (lr.provenance([specs[k] for k in config.dynamic]) if lr else []),
     )
+    _log_conversions(conversions)
     write_zarr_artifact(dataset, manifest, config.output)
     counts = {f"n_times_{name}": float((split == code).sum()) for name, code in SPLIT_CODES.items()}
     valid = float(np.isfinite(target).mean())
@@ -191,27 +228,153 @@ def _filled(coarse: np.ndarray, key: str, config: DataBuildConfig, path: Path, r
     return coarse
 
 
-def _ref(spec: VariableSpec) -> VariableRef:
-    return VariableRef(name=spec.key, units=spec.units, long_name=spec.long_name, source_name=spec.data_name)
+def _ref(spec: VariableSpec, conversions: dict[str, Conversion]) -> VariableRef:
+    conversion = conversions.get(spec.key)
+    return VariableRef(
+        name=spec.key,
+        units=spec.units,
+        long_name=spec.long_name,
+        source_name=spec.data_name,
+        source_units=conversion.source if conversion else None,
+        conversion=conversion.describe() if conversion else None,
+    )
 
 
-def _split_codes(times: pd.DatetimeIndex, config: DataBuildConfig, path: object) -> np.ndarray:
+def _log_conversions(conversions: dict[str, Conversion]) -> None:
+    for key, conversion in conversions.items():
+        log.info("converted '%s' on reading: %s", key, conversion.describe())
+
+
+def _regridded_predictors(
+    lr: LRSource, config: DataBuildConfig, specs: dict[str, VariableSpec], times: TimeIndex
+) -> np.ndarray:
+    """[time, dynamic_var, y, x] regridded from the LR source onto the LR grid (extended by its context
+    margin), NaN cells filled with conditioning_fill."""
+    log.info("regridding %s from %s (%s)", ", ".join(config.dynamic), lr.path.name, lr.config.method)
+    reason = f"have no valid value after {lr.config.method} regridding of {lr.path.name}"
+    return np.stack(
+        [_filled(lr.regridded(specs[k], times), k, config, lr.path, reason) for k in config.dynamic], axis=1
+    )
+
+
+def _add_context(dataset: xr.Dataset, context: np.ndarray | None, lr: LRSource) -> None:
+    """Store the predictors over the context region as `cond_context` with its own coordinates."""
+    assert context is not None
+    dataset[CONTEXT_ARRAY] = (("time", "dynamic_var", "y_ctx", "x_ctx"), context)
+    for name, (dims, values) in context_coordinates(lr.target).items():
+        dataset.coords[name] = (dims, values)
+    dataset[CONTEXT_ARRAY].encoding["chunks"] = (
+        dataset["cond_dynamic"].encoding["chunks"][:2] + context.shape[2:]
+    )
+    log.info(
+        "stored the LR context region: %dx%d LR cells (margin %d around the %dx%d LR grid)",
+        *context.shape[2:],
+        lr.margin,
+        *dataset["cond_dynamic"].shape[2:],
+    )
+
+
+def build_inference_dataset(config: DataBuildConfig, run: RunContext) -> None:
+    """An LR-only source on a training dataset's grid: no target, every time step in split 'test'."""
+    assert config.reference is not None
+    reference = open_reference(config.reference)
+    config = check_variables(config, reference)
+    assert config.lr_source is not None
+    registry = VariableRegistry.load(config.variables_file, embedded=reference.manifest.registry)
+    specs = _specs(config, registry)
+    unknown_fill = sorted(set(config.conditioning_fill) - set(config.dynamic))
+    if unknown_fill:
+        raise InputDataError(f"conditioning_fill names {unknown_fill}, which are not dynamic variables")
+    grid, factor = reference.grid, reference.factor
+    lr = open_lr_source(config.lr_source, grid, factor)
+    times = lr.times
+    split = np.full(len(times), SPLIT_CODES[INFERENCE_SPLIT], dtype=np.int8)
+    context = _regridded_predictors(lr, config, specs, times)
+    dynamic = interior(context, lr.margin)
+    n_lat, n_lon = grid.lat.shape
+    # No truth: the target array is all NaN (the fill value, so Zarr stores no chunk of it) and readers
+    # handle it as a target whose every cell is masked.
+    target = np.broadcast_to(np.float32(np.nan), (len(times), len(config.target), n_lat, n_lon))
+    dataset = _as_xarray(config, times, split, grid, factor, target, dynamic, reference.statics)
+    if lr.margin:
+        _add_context(dataset, context, lr)
+    grid_info = reference.manifest.grid.model_copy(
+        update={"lr_method": "regridded", "lr_regrid_method": lr.config.method, "context_margin": lr.margin}
+    )
+    conversions = lr.conversions
+    manifest = DatasetManifest(
+        producer=run.producer(),
+        target=reference.manifest.target,
+        dynamic=[_ref(specs[k], conversions) for k in config.dynamic],
+        static=reference.manifest.static,
+        registry=registry.entries(specs),
+        grid=grid_info,
+        splits={INFERENCE_SPLIT: _time_range(times)},
+        time_step_hours=_time_step_hours(times),
+        calendar=calendar_of(times),
+        n_times=len(times),
+        sources=[
+            describe_source(reference.path, ["cond_static"], role="reference"),
+            *lr.provenance([specs[k] for k in config.dynamic]),
+        ],
+        has_target=False,
+    )
+    _log_conversions(conversions)
+    write_zarr_artifact(dataset, manifest, config.output)
+    run.log_metrics({"n_times_test": float(len(times)), "hr_height": n_lat, "hr_width": n_lon})
+    log.info(
+        "wrote %s (inference: %d time steps in split '%s', no target; grid, statics and factor %d from %s)",
+        config.output,
+        len(times),
+        INFERENCE_SPLIT,
+        factor,
+        reference.path,
+    )
+
+
+def _time_range(times: TimeIndex) -> SplitRange:
+    return SplitRange(start=to_datetime_or_iso(times[0]), end=to_datetime_or_iso(times[-1]))
+
+
+def _split_dates(times: TimeIndex, name: str, date_range: DateRange) -> tuple[Any, Any]:
+    """The split's start and end read in the calendar of the time axis; a date it lacks names the field."""
+    bounds = []
+    for which in ("start", "end"):
+        try:
+            bounds.append(date_in(times, getattr(date_range, which)))
+        except ValueError as exc:
+            raise ConfigError(
+                f"splits.{name}.{which}: {exc}; give a date of the source's {calendar_of(times)} calendar"
+            ) from None
+    return bounds[0], bounds[1]
+
+
+def _split_ranges(times: TimeIndex, splits: SplitsConfig) -> dict[str, SplitRange]:
+    ranges = {}
+    for name, date_range in splits.items():
+        start, end = _split_dates(times, name, date_range)
+        ranges[name] = SplitRange(start=to_datetime_or_iso(start), end=to_datetime_or_iso(end))
+    return ranges
+
+
+def _split_codes(times: TimeIndex, splits: SplitsConfig, path: object) -> np.ndarray:
     codes = np.full(len(times), -1, dtype=np.int8)
-    for name, date_range in config.splits.items():
-        inside = (times >= pd.Timestamp(date_range.start)) & (times <= pd.Timestamp(date_range.end))
+    for name, date_range in splits.items():
+        start, end = _split_dates(times, name, date_range)
+        inside = np.asarray((times >= start) & (times <= end))
         if not inside.any():
             raise InputDataError(
-                f"{path}: split '{name}' ({date_range.start} to {date_range.end}) selects no time step; the data "
-                f"covers {times[0]} to {times[-1]}; fix splits.{name}"
+                f"{path}: split '{name}' ({iso(start)} to {iso(end)}) selects no time step; the data covers "
+                f"{iso(times[0])} to {iso(times[-1])} ({calendar_of(times)} calendar); fix splits.{name}"
             )
         codes[inside] = SPLIT_CODES[name]
     return codes
 
 
-def _time_step_hours(times: pd.DatetimeIndex) -> float:
+def _time_step_hours(times: TimeIndex) -> float:
     if len(times) < 2:
         return 1.0
-    return float(np.median(np.diff(times.values).astype("timedelta64[s]").astype(np.float64)) / 3600.0)
+    return float(np.median(np.diff(elapsed_seconds(times))) / 3600.0)
 
 
 def _coordinates(grid: SourceGrid, factor: int) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
@@ -238,7 +401,7 @@ def _coordinates(grid: SourceGrid, factor: int) -> dict[str, tuple[tuple[str, ..
 
 def _as_xarray(
     config: DataBuildConfig,
-    times: pd.DatetimeIndex,
+    times: TimeIndex,
     split: np.ndarray,
     grid: SourceGrid,
     factor: int,

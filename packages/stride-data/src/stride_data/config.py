@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from stride_core.calendars import parse_fields
 from stride_core.config import StrictConfig
 from stride_data.formats import Engine
 from stride_data.regions import RegionConfig
@@ -81,6 +82,52 @@ class LRSourceConfig(SourceConfig):
         "in, so overlap areas are measured to about 1/subcells of the cell size (refined to about two parts "
         "per source cell where the source is finer).",
     )
+    context_margin: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Also store the LR predictors over the LR grid extended by this many LR cells on every "
+        "side (array cond_context), regridded the same way, so the context encoder sees the large-scale "
+        "circulation around a small domain; the source must cover the extended grid. Train with "
+        "features.context_margin up to this value.",
+    )
+    time_match: Literal["exact", "nearest", "same_day"] = Field(
+        default="exact",
+        description="How LR stamps pair with HR ones (stride_data.time_match): exact (same stamp label), "
+        "nearest (the closest LR stamp within tolerance_hours) or same_day (the LR stamp of the same day, see "
+        "day_start_hour). HR steps without an LR stamp are dropped; recorded in the manifest's time_match.",
+    )
+    tolerance_hours: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="nearest: the largest |HR stamp - LR stamp| a pair may have, in hours (e.g. 12 for daily "
+        "LR means stamped at 12:00 against HR days stamped at 00:00).",
+    )
+    day_start_hour: float = Field(
+        default=0.0,
+        ge=-24.0,
+        le=48.0,
+        description="same_day: the day of an HR stamp t is the date of t minus this many hours: the hour its "
+        "days begin (7 for 07-07 UTC gauges stamped inside their day, 9 for HadUK 09-09), or 24 plus it when "
+        "stamped at the day's end (31 for a gauge day stamped at 07:00 of the next date).",
+    )
+    lr_day_start_hour: float = Field(
+        default=0.0,
+        ge=-24.0,
+        le=48.0,
+        description="same_day: the same for LR stamps (0 for daily values stamped at 00:00 or 12:00 of their "
+        "day, 24 for stamps at the following midnight).",
+    )
+
+    @model_validator(mode="after")
+    def _time_match_fields(self) -> LRSourceConfig:
+        if self.time_match != "nearest" and self.tolerance_hours:
+            raise ValueError("tolerance_hours applies to time_match nearest only; set time_match: nearest")
+        if self.time_match != "same_day" and (self.day_start_hour or self.lr_day_start_hour):
+            raise ValueError(
+                "day_start_hour and lr_day_start_hour apply to time_match same_day only; set time_match: same_day"
+            )
+        return self
 
 
 class CoarsenConfig(StrictConfig):
@@ -94,14 +141,27 @@ class CoarsenConfig(StrictConfig):
 
 
 class DateRange(StrictConfig):
-    start: datetime
-    end: datetime
+    """An inclusive date range, read in the calendar of the source's time axis when the dataset is built.
+
+    Dates are ISO `YYYY-MM-DD[THH:MM[:SS]]` (a datetime works too), so `2000-02-30` is a valid end of a
+    `360_day` split; a date its source's calendar lacks is an error when building.
+    """
+
+    start: datetime | str = Field(union_mode="left_to_right", description="First date (inclusive).")
+    end: datetime | str = Field(union_mode="left_to_right", description="Last date (inclusive).")
 
     @model_validator(mode="after")
     def _ordered(self) -> DateRange:
-        if self.end < self.start:
+        if self.fields(self.end) < self.fields(self.start):
             raise ValueError(f"end {self.end} is before start {self.start}")
         return self
+
+    @staticmethod
+    def fields(value: datetime | str) -> tuple[int, int, int, int, int, int]:
+        """(year, month, day, hour, minute, second): dates order the same way in every calendar."""
+        if isinstance(value, datetime):
+            return (value.year, value.month, value.day, value.hour, value.minute, value.second)
+        return parse_fields(value)
 
 
 class SplitsConfig(StrictConfig):
@@ -114,7 +174,7 @@ class SplitsConfig(StrictConfig):
         ranges = [(name, r) for name, r in self.items()]
         for index, (name_a, a) in enumerate(ranges):
             for name_b, b in ranges[index + 1 :]:
-                if a.start <= b.end and b.start <= a.end:
+                if a.fields(a.start) <= a.fields(b.end) and a.fields(b.start) <= a.fields(a.end):
                     raise ValueError(
                         f"splits '{name_a}' and '{name_b}' overlap; date ranges must be disjoint"
                     )
@@ -125,14 +185,34 @@ class SplitsConfig(StrictConfig):
 
 
 class DataBuildConfig(StrictConfig):
-    """Build dataset.zarr: HR target, LR dynamic conditioning, HR statics, splits and provenance."""
+    """Build dataset.zarr: HR target, LR dynamic conditioning, HR statics, splits and provenance.
 
-    source: SourceConfig
-    target: list[str] = Field(min_length=1, description="Registry keys of the HR target variables.")
-    dynamic: list[str] = Field(
-        min_length=1, description="Registry keys of LR dynamic conditioning variables."
+    Training: an HR `source` (with the LR conditioning coarsened from it, or from an `lr_source`). Inference:
+    no HR source but a `reference` training dataset, whose HR grid, statics, region and factor are reused,
+    and an `lr_source` (e.g. climate-model output) regridded onto its LR grid; no target is stored.
+    """
+
+    source: SourceConfig | None = Field(
+        default=None,
+        description="The HR source (targets, statics); omit it and give `reference` for inference.",
     )
-    static: list[str] = Field(default_factory=list, description="Registry keys of HR static fields.")
+    reference: Path | None = Field(
+        default=None,
+        description="Inference: the training dataset.zarr whose HR grid, statics, variables, factor and LR "
+        "regridding method are reused; the dynamic variables come from `lr_source`, every time step is in "
+        "split 'test' and no target is stored (relative paths are under the working directory).",
+    )
+    target: list[str] = Field(
+        default_factory=list,
+        description="Registry keys of the HR target variables (inference: the reference's).",
+    )
+    dynamic: list[str] = Field(
+        default_factory=list,
+        description="Registry keys of LR dynamic conditioning variables (inference: the reference's).",
+    )
+    static: list[str] = Field(
+        default_factory=list, description="Registry keys of HR static fields (inference: the reference's)."
+    )
     coarsen: CoarsenConfig = CoarsenConfig()
     lr_source: LRSourceConfig | None = Field(
         default=None,
@@ -146,7 +226,9 @@ class DataBuildConfig(StrictConfig):
         "valid lr_source value), per dynamic variable; without one such cells are an error, since the model is "
         "never fed NaN.",
     )
-    splits: SplitsConfig
+    splits: SplitsConfig | None = Field(
+        default=None, description="Date ranges of train/val/test (training; inference uses every time step)."
+    )
     variables_file: Path | None = Field(default=None, description="YAML overriding/adding registry entries.")
     time_chunk: int = Field(
         default=1,
@@ -163,8 +245,37 @@ class DataBuildConfig(StrictConfig):
     output: Path = Path("dataset.zarr")
 
     @model_validator(mode="after")
+    def _training_or_inference(self) -> DataBuildConfig:
+        if (self.source is None) == (self.reference is None):
+            raise ValueError(
+                "give either source (an HR source: a training dataset) or reference (a training dataset.zarr, "
+                "with lr_source: an inference dataset without target)"
+            )
+        if self.reference is not None:
+            if self.lr_source is None:
+                raise ValueError(
+                    "an inference build (reference) needs lr_source, the LR-only input to downscale"
+                )
+            if self.splits is not None:
+                raise ValueError(
+                    "an inference build (reference) puts every time step in split 'test'; drop splits"
+                )
+            if self.region is not None or "coarsen" in self.model_fields_set:
+                raise ValueError(
+                    "an inference build takes region and coarsen.factor from the reference; drop them"
+                )
+            return self
+        for name in ("target", "dynamic"):
+            if not getattr(self, name):
+                raise ValueError(f"{name}: give at least one variable")
+        if self.splits is None:
+            raise ValueError("splits: give at least the train date range")
+        return self
+
+    @model_validator(mode="after")
     def _lr_source_names_dynamic_variables(self) -> DataBuildConfig:
-        if self.lr_source is not None:
+        # Inference without `dynamic` checks the names against the reference's variables when building.
+        if self.lr_source is not None and self.dynamic:
             stray = sorted(set(self.lr_source.variables) - set(self.dynamic))
             if stray:
                 raise ValueError(

@@ -11,8 +11,10 @@ import numpy as np
 import xarray as xr
 
 from stride_contracts.dataset import SourceFile
+from stride_core.calendars import TimeIndex, time_coder, time_index
 from stride_core.data_root import resolve_data_path
 from stride_core.errors import InputDataError
+from stride_core.units import Conversion, conversion
 from stride_core.variables import VariableSpec
 from stride_data.formats import DESCRIPTION, Engine, choose_engine
 
@@ -34,12 +36,13 @@ def open_source(path: Path, engine: Engine = "auto", min_lead_hours: float = 0.0
                 warnings.filterwarnings(
                     "ignore", "Failed to open Zarr store with consolidated", RuntimeWarning
                 )
-                return xr.open_zarr(resolved), resolved
+                return xr.open_zarr(resolved, decode_times=time_coder()), resolved
         if chosen == "cfgrib":
             # indexpath "": no .idx file beside the source (data folders are often read-only).
             grib = xr.open_dataset(resolved, engine="cfgrib", backend_kwargs={"indexpath": ""})
             return _valid_time_axis(grib, resolved, min_lead_hours), resolved
-        return xr.open_dataset(resolved, engine=chosen), resolved
+        # Times keep their calendar: datetime64 where it holds it, cftime dates (360_day, noleap, ...) else.
+        return xr.open_dataset(resolved, engine=chosen, decode_times=time_coder()), resolved
     except InputDataError:
         raise
     except Exception as exc:
@@ -201,13 +204,36 @@ def select_variable(
             f"{sorted(map(str, dataset.data_vars))}; {fix}"
         )
     array = dataset[data_name]
-    units = str(array.attrs.get("units", ""))
-    if units not in UNIT_ALIASES.get(spec.units, {spec.units}):
-        raise InputDataError(
-            f"{path}: variable '{data_name}' has units '{units}', the registry expects '{spec.units}' for "
-            f"'{spec.key}'; convert the source or override the units in a variables file"
-        )
+    unit_conversion(array, spec, path)
     return array
+
+
+def unit_conversion(array: xr.DataArray, spec: VariableSpec, path: Path) -> Conversion | None:
+    """How to bring `array` to the registry's units: None when they already agree, else the conversion.
+
+    Units that no unambiguous conversion relates (stride_core.units) are an error naming both.
+    """
+    units = str(array.attrs.get("units", ""))
+    if units in UNIT_ALIASES.get(spec.units, {spec.units}):
+        return None
+    found = conversion(units, spec.units, spec.groups)
+    if found is None:
+        raise InputDataError(
+            f"{path}: variable '{array.name}' has units '{units}', the registry expects '{spec.units}' for "
+            f"'{spec.key}' and no unambiguous conversion relates them; convert the source or override the units "
+            f"in a variables file"
+        )
+    return None if found.scale == 1.0 and found.offset == 0.0 else found
+
+
+def source_times(dataset: xr.Dataset, path: Path) -> TimeIndex:
+    """The source's time axis in its own calendar (stride_core.calendars); undecodable times name the file."""
+    if "time" not in dataset.coords and "time" not in dataset.dims:
+        raise InputDataError(f"{path}: no 'time' coordinate (dims: {list(dataset.dims)})")
+    try:
+        return time_index(dataset["time"])
+    except TypeError as exc:
+        raise InputDataError(f"{path}: {exc}") from None
 
 
 def check_finite_somewhere(values: np.ndarray, what: str, path: Path) -> None:
@@ -217,7 +243,9 @@ def check_finite_somewhere(values: np.ndarray, what: str, path: Path) -> None:
         )
 
 
-def describe_source(path: Path, variables: list[str], role: Literal["hr", "lr"] = "hr") -> SourceFile:
+def describe_source(
+    path: Path, variables: list[str], role: Literal["hr", "lr", "reference"] = "hr"
+) -> SourceFile:
     """Provenance record: size and SHA-256 of the file (or of a Zarr store's metadata)."""
     digest = hashlib.sha256()
     if path.is_dir():
