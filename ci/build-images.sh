@@ -130,7 +130,7 @@ fi
 SERVER_PID=
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2> /dev/null
-  rm -f "$INPUTS/ca.crt"
+  [ "$DRY_RUN" = 1 ] || rm -f "$INPUTS/ca.crt"
 }
 trap cleanup EXIT
 if [ -n "$WHEELHOUSE" ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make images`: the six images built with the local engine as check images (CPU torch), from a local
-# Debian base where no registry is reachable. Starts a private dockerd if none answers (ci/local-docker.sh)
-# and stops it again at the end; its images stay in $STRIDE_DOCKER_DIR for `make test-images`.
+# Debian base where no registry is reachable. Run under ci/with-docker.sh (as `make images` does), which
+# starts a private dockerd if none answers and stops it again; its images stay for `make test-images`.
 #
 #   ci/make-images.sh [build-images.sh options, e.g. --only stride-stats]
 #
@@ -9,24 +9,19 @@
 # 3. wheelhouse build/wheelhouse/ with every pin of requirements/lock.txt and torch's CPU wheel
 # (pip download with this machine's pip settings; torch 2.13.0+cpu, ~190 MB instead of the CUDA build's
 # GBs); 4. ci/build-images.sh --wheelhouse build/wheelhouse --base BASE, with the host CA bundle for pip.
-# Environment: STRIDE_DOCKER_DIR [/tmp/stride-docker], PIP [.venv/bin/pip], TORCH_CPU_INDEX
+# Environment: DOCKER [docker], PIP [.venv/bin/pip], TORCH_CPU_INDEX
 # [https://download.pytorch.org/whl/cpu, tried only when pip cannot find torch's CPU wheel otherwise].
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=${STRIDE_DOCKER_DIR:-/tmp/stride-docker}
 pip=${PIP:-.venv/bin/pip}
 export DOCKER=${DOCKER:-docker}
 start=$SECONDS
 
-started=0
 if ! "$DOCKER" info > /dev/null 2>&1; then
-  exports=$(ci/local-docker.sh start "$dir")
-  export DOCKER_HOST=${exports#export DOCKER_HOST=}
-  [ -f "$dir/dockerd.pid" ] && started=1
+  echo "make-images: no Docker engine answers; run me as ci/with-docker.sh ci/make-images.sh (make images)" >&2
+  exit 1
 fi
-stop_engine() { [ "$started" = 1 ] && ci/local-docker.sh stop "$dir"; return 0; }
-trap stop_engine EXIT
-echo "make-images: engine $("$DOCKER" version --format '{{.Server.Version}}') at ${DOCKER_HOST:-default}"
+echo "make-images: engine $("$DOCKER" version --format '{{.Server.Version}}') at ${DOCKER_HOST:-the default socket}"
 
 base=debian:bookworm-slim
 if ! "$DOCKER" image inspect "$base" > /dev/null 2>&1 && ! timeout 60 "$DOCKER" pull -q "$base" > /dev/null 2>&1; then

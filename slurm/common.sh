@@ -27,7 +27,8 @@ cd "$STRIDE_ROOT" || exit 2
 mlflow_store_dir() {
   local uri=${MLFLOW_TRACKING_URI:-}
   case "$uri" in
-    sqlite:///*) dirname "${uri#sqlite://}" ;;
+    sqlite:////*) dirname "${uri#sqlite:///}" ;; # sqlite:////abs/path/mlflow.db
+    sqlite:///*) dirname "$PWD/${uri#sqlite:///}" ;;
     file://*) printf '%s\n' "${uri#file://}" ;;
     /*) printf '%s\n' "$uri" ;;
   esac
