@@ -27,7 +27,11 @@ Usage::
 Lazy mode (`in_memory=False`) reads only each sample's boxes from Zarr, in one zarr call per sample, with
 zarr-python opened lazily in each worker process; `in_memory=True` loads the split once (small datasets).
 Both modes give bit-identical samples. Context cells outside the dataset domain are 0 in model space (the
-training mean of the variable under z-score-like transforms).
+training mean of the variable under z-score-like transforms). A dataset built with `lr_source.context_margin`
+stores the LR predictors over a larger region (`cond_context`, GridInfo.context_margin cells past the LR grid):
+the context window is then cut from it, so cells outside the domain hold the real large-scale field; only a
+window reaching past the stored region is zero-padded. A dataset without target (inference) has an all-NaN
+target: every cell is masked.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from zarr.core.sync import sync as zarr_sync
 
 from stride_contracts import DatasetManifest, FeatureSpec
-from stride_contracts.dataset import DATASET_ARRAYS
+from stride_contracts.dataset import CONTEXT_ARRAY, DATASET_ARRAYS
 from stride_core.artifacts import load_variable, open_zarr_artifact
 from stride_core.errors import ArtifactError, ConfigError
 from stride_core.features import TemporalWindows, temporal_windows, time_encodings
@@ -101,14 +105,21 @@ class _ZarrReader:
     `_InlineExecutor`); nothing zarr holds is pickled to workers, and a forked worker opens its own.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, with_context: bool = False) -> None:
         self.path = path
+        self.with_context = with_context
         self._pid = -1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._arrays: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_pid": -1, "_loop": None, "_arrays": {}}
+        return {
+            "path": self.path,
+            "with_context": self.with_context,
+            "_pid": -1,
+            "_loop": None,
+            "_arrays": {},
+        }
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run a zarr coroutine to completion on this process's loop."""
@@ -128,7 +139,9 @@ class _ZarrReader:
         if self._pid != os.getpid() or not self._arrays:
 
             async def open_all() -> dict[str, Any]:
-                names = ("target", "cond_dynamic", "cond_static")
+                names = ("target", "cond_dynamic", "cond_static") + (
+                    (CONTEXT_ARRAY,) if self.with_context else ()
+                )
                 arrays = await asyncio.gather(
                     *(zarr_async.open_array(store=str(self.path / name), mode="r") for name in names)
                 )
@@ -161,8 +174,10 @@ class _ZarrReader:
 class _MemoryReader:
     """The split's time steps held in memory, answering the same selections as the store would."""
 
-    def __init__(self, path: Path, needed: NDArray[np.int64], n_times: int) -> None:
-        reader = _ZarrReader(path)
+    def __init__(
+        self, path: Path, needed: NDArray[np.int64], n_times: int, with_context: bool = False
+    ) -> None:
+        reader = _ZarrReader(path, with_context)
         arrays = reader.arrays()
         self.path = path
         self.local = np.full(n_times, -1, dtype=np.int64)
@@ -186,6 +201,9 @@ class _MemoryReader:
             "cond_dynamic": np.asarray(dynamic, dtype=np.float32),
             "cond_static": np.asarray(static, dtype=np.float32),
         }
+        if with_context:
+            (context,) = reader.run(_gather(arrays[CONTEXT_ARRAY].get_orthogonal_selection((needed,))))
+            self.arrays[CONTEXT_ARRAY] = np.asarray(context, dtype=np.float32)
 
     def read(self, requests: Sequence[tuple[str, Selection]]) -> list[Float32]:
         out = []
@@ -211,6 +229,10 @@ class _MemoryReader:
         return self.arrays["cond_static"]
 
 
+def _shape_of(patch: PatchBox) -> tuple[tuple[int, int], int, int]:
+    return patch.lr_shape, patch.factor, patch.margin
+
+
 async def _gather(*coroutines: Any) -> list[Any]:
     return list(await asyncio.gather(*coroutines))
 
@@ -226,6 +248,8 @@ class _Box:
     time_range: slice
     lr_source: tuple[slice, slice]
     lr_target: tuple[slice, slice]
+    array: str = "cond_dynamic"
+    """The array `lr_source` indexes: cond_dynamic, or the stored context region cond_context."""
 
 
 class DownscalingDataset(Dataset[dict[str, Any]]):
@@ -267,14 +291,16 @@ class DownscalingDataset(Dataset[dict[str, Any]]):
         )
         grid = manifest.grid
         self.layout = PatchLayout.build(grid.hr_shape, grid.factor, patch_shape, features.context_margin)
+        # A stored context region is used whenever the model reads a context window.
+        self._stored_margin = grid.context_margin if features.context_margin > 0 else 0
         self._rain_channel = self._rain_channel_of(manifest)
         anchor_times = self.times[self.windows.anchors]
         self.time_features = time_encodings(anchor_times, features.time_features)
         self.timestamps = [stamp.isoformat() for stamp in anchor_times]
         self._reader: _ZarrReader | _MemoryReader = (
-            _MemoryReader(self.path, np.unique(self.windows.steps), len(self.times))
+            _MemoryReader(self.path, np.unique(self.windows.steps), len(self.times), self._stored_margin > 0)
             if in_memory
-            else _ZarrReader(self.path)
+            else _ZarrReader(self.path, self._stored_margin > 0)
         )
         self._statics: Float32 | None = None
         self._var_label = np.arange(len(manifest.target), dtype=np.int64)
@@ -347,7 +373,7 @@ class DownscalingDataset(Dataset[dict[str, Any]]):
         target_physical, dynamic_physical = self._reader.read(
             [
                 ("target", (int(self.windows.anchors[index]), slice(None), hr_rows, hr_cols)),
-                ("cond_dynamic", (box.time_range, slice(None), *box.lr_source)),
+                (box.array, (box.time_range, slice(None), *box.lr_source)),
             ]
         )
         sample = self._target_part(target_physical)
@@ -374,9 +400,17 @@ class DownscalingDataset(Dataset[dict[str, Any]]):
                 field, self.layout.lr_shape, self.rain_weighting.threshold, self.rain_weighting.floor
             )
         patch = self.layout.draw(rng, weights)
-        lr_source, lr_target = patch.context_in_domain(self.layout.lr_domain)
         steps = self.windows.steps[index]
-        return _Box(patch, slice(int(steps[0]), int(steps[-1]) + 1), lr_source, lr_target)
+        times = slice(int(steps[0]), int(steps[-1]) + 1)
+        stored = self._stored_margin
+        if stored:
+            # The same window on the stored context region, whose row/col 0 lies `stored` cells before the grid's.
+            shifted = PatchBox((patch.lr_origin[0] + stored, patch.lr_origin[1] + stored), *_shape_of(patch))
+            height, width = self.layout.lr_domain
+            lr_source, lr_target = shifted.context_in_domain((height + 2 * stored, width + 2 * stored))
+            return _Box(patch, times, lr_source, lr_target, CONTEXT_ARRAY)
+        lr_source, lr_target = patch.context_in_domain(self.layout.lr_domain)
+        return _Box(patch, times, lr_source, lr_target)
 
     def _target_part(self, physical: Float32) -> dict[str, Any]:
         valid = np.isfinite(physical)
