@@ -233,3 +233,19 @@ def test_best_or_last_weights(
 
     assert generate(with_best, tmp_path / "raw.zarr", "--set", "use_ema=false") == 2
     assert "use_ema=false selects the raw trained weights" in capsys.readouterr().err
+
+
+def test_export_writes_cf_netcdf(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    assert generate(inputs, tmp_path / "s.zarr") == 0
+    assert main(["export", "--samples", str(tmp_path / "s.zarr"), "--out", str(tmp_path / "s.nc")]) == 0
+    samples = xr.open_zarr(tmp_path / "s.zarr")
+    with xr.open_dataset(tmp_path / "s.nc", engine="h5netcdf") as nc:
+        assert nc.attrs["Conventions"] == "CF-1.8" and "stride.samples" in nc.attrs["stride_manifest"]
+        assert nc["t2m"].dims == ("time", "realization", "y", "x") and nc["t2m"].attrs["units"] == "K"
+        np.testing.assert_array_equal(nc["t2m"].values, samples["members"].values[:, :, 0])
+        np.testing.assert_array_equal(nc["t2m_std"].values, samples["std"].values[:, 0])
+        assert nc["t2m_mean"].attrs["cell_methods"] == "time: point realization: mean"
+        assert nc["realization"].attrs["standard_name"] == "realization"
+        assert nc["lat"].attrs["units"] == "degrees_north"
+        np.testing.assert_array_equal(nc["time"].values, samples["time"].values)
+    assert not list(tmp_path.glob(".s.nc*"))  # no staging file left

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stride_core.cli import Option, Tool, run_tool
+from stride_core.cli import Option, Tool, build_parser, execute, run_tool
 from stride_generate.config import GenerateConfig
+from stride_generate.export import ExportConfig, run_export
 from stride_generate.run import run_generate
 
 TOOL = Tool(
@@ -29,8 +32,28 @@ TOOL = Tool(
 )
 
 
+EXPORT = Tool(
+    name="stride-generate export",
+    summary="Write a samples.zarr as a CF-1.8 NetCDF file (members on a realization dimension, PMM, ensemble "
+    "mean and std, coordinates, grid mapping, units, cell_methods, provenance; the calendar kept).",
+    example="stride-generate export --samples demo-out/samples.zarr --out demo-out/samples.nc",
+    config_model=ExportConfig,
+    run=run_export,
+    options=(
+        Option("--samples", "samples", "samples.zarr from stride-generate", Path),
+        Option("--out", "output", "output NetCDF file", Path),
+        Option("--format", "format", "output format (netcdf)"),
+    ),
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_tool(TOOL, argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["export"]:  # a subcommand; plain `stride-generate --config ...` samples as before
+        return execute(
+            EXPORT, build_parser(EXPORT, argparse.ArgumentParser(prog=EXPORT.name)).parse_args(arguments[1:])
+        )
+    return run_tool(TOOL, arguments)
 
 
 if __name__ == "__main__":
