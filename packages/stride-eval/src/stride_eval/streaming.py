@@ -26,6 +26,7 @@ from stride_contracts import MetricRow
 from stride_core.metrics import (
     brier_score_fair,
     crps_ensemble_fair,
+    rank_counts,
     rank_histogram_flatness,
 )
 from stride_eval.families.base import finite
@@ -113,15 +114,7 @@ class StreamingEvaluation:
         sums.members = m
         sums.variance += float(np.sum(np.where(valid, np.var(ensemble, axis=1, ddof=1), 0.0)))
         sums.squared_mean_error += float(np.sum(np.where(valid, (ensemble.mean(axis=1) - truth) ** 2, 0.0)))
-        # Rank counts with ties spread evenly (as stride_core.metrics.rank_histogram), as sums, not shares.
-        members = np.moveaxis(ensemble, 1, 0)[:, valid]
-        obs = truth[valid]
-        below = np.sum(members < obs, axis=0)
-        equal = np.sum(members == obs, axis=0)
-        share = 1.0 / (equal + 1.0)
-        counts = np.array(
-            [np.sum(np.where((below <= r) & (r <= below + equal), share, 0.0)) for r in range(m + 1)]
-        )
+        counts = rank_counts(ensemble, truth, member_axis=1)
         sums.ranks = counts if sums.ranks is None else sums.ranks + counts
 
     def _deterministic(self, sums: Sums, chunk: EvalInputs, prediction: Prediction) -> None:

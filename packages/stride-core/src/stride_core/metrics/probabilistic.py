@@ -119,6 +119,15 @@ def rank_histogram(ensemble: ArrayLike, truth: ArrayLike, *, member_axis: int) -
     Returns:
         Relative frequencies of ranks 0..m (summing to 1), shape (m + 1,); NaN if no point is valid.
     """
+    counts = rank_counts(ensemble, truth, member_axis=member_axis)
+    total = counts.sum()
+    if total == 0:
+        return np.full(counts.size, np.nan)
+    return np.asarray(counts / total, dtype=np.float64)
+
+
+def rank_counts(ensemble: ArrayLike, truth: ArrayLike, *, member_axis: int) -> NDArray[np.float64]:
+    """The (m + 1,) rank counts behind `rank_histogram` (ties spread evenly), summable over batches."""
     members, obs, m = split_members(ensemble, truth, member_axis=member_axis)
     usable = ~np.isnan(obs) & ~np.isnan(members).any(axis=0)
     members, obs = members[:, usable], obs[usable]
@@ -128,10 +137,7 @@ def rank_histogram(ensemble: ArrayLike, truth: ArrayLike, *, member_axis: int) -
     counts = np.array(
         [np.sum(np.where((below <= r) & (r <= below + equal), share, 0.0)) for r in range(m + 1)]
     )
-    total = counts.sum()
-    if total == 0:
-        return np.full(m + 1, np.nan)
-    return np.asarray(counts / total, dtype=np.float64)
+    return np.asarray(counts, dtype=np.float64)
 
 
 def rank_histogram_flatness(frequencies: ArrayLike, n_points: int) -> float:
