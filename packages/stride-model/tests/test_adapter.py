@@ -233,3 +233,33 @@ def test_non_finite_conditioning_is_an_error_naming_store_and_array(tmp_path: Pa
     data[5]  # steps 4..6 are finite
     with pytest.raises(ArtifactError, match=r"bad.zarr: array 'cond_dynamic' has NaN/inf at time steps 1..3"):
         data[2]
+
+
+def test_a_360_day_store_gives_the_same_samples_with_its_own_time_features(
+    store: Path, tmp_path: Path
+) -> None:
+    """Training on a climate-model calendar: the same fields on a 360_day axis give the same samples, with the
+    doy phase of a 360-day year (stride_core.calendars.year_phase), and dates are named in that calendar."""
+    path = tmp_path / "dataset_360.zarr"
+    write_synthetic_dataset(path, n_times=48, nan_fraction=0.2, calendar="360_day")
+    standard, climate = dataset(store), dataset(path)
+    assert len(climate) == len(standard) and climate.timestamps == standard.timestamps
+    for key in ((0, 3), (5, 11)):
+        a, b = standard[key], climate[key]
+        for name in a:
+            if name != "time_features":
+                assert_same(a[name], b[name])
+    for index in (0, 5, 20):  # train anchors: 2020-01-01 at hour `index`, the doy phase of a 360-day year
+        phase = 2 * np.pi * (index / 24) / 360
+        np.testing.assert_allclose(
+            climate[(index, 0)]["time_features"].numpy()[:2], [np.sin(phase), np.cos(phase)], atol=1e-7
+        )
+    assert not np.allclose(
+        climate[(20, 0)]["time_features"].numpy(),
+        standard[(20, 0)]["time_features"].numpy(),
+        atol=1e-7,
+        rtol=0,
+    )
+    assert climate.indices_at(["2020-01-01T05:00:00"]) == standard.indices_at(["2020-01-01T05:00:00"])
+    with pytest.raises(ConfigError, match="is not a sample time"):
+        climate.indices_at(["1999-01-01"])

@@ -12,6 +12,7 @@ import xarray as xr
 from stride_contracts import DatasetManifest, ProducerRef, SplitRange, VariableRef
 from stride_contracts.dataset import GridInfo, SourceFile
 from stride_core.artifacts import write_zarr_artifact
+from stride_core.calendars import canonical_calendar, to_datetime_or_iso
 from stride_core.grid import coarsen_conservative, coarsen_coordinate, latitude_area_weights
 
 
@@ -32,9 +33,16 @@ def write_synthetic_dataset(
     width: int = 24,
     factor: int = 4,
     nan_fraction: float = 0.0,
+    calendar: str = "standard",
 ) -> DatasetManifest:
-    """A contract-valid dataset.zarr: target t2m, its coarsened LR, orography and lsm, 24/12/12 h splits."""
-    times = pd.date_range("2020-01-01", periods=n_times, freq="h")
+    """A contract-valid dataset.zarr: target t2m, its coarsened LR, orography and lsm, 24/12/12 h splits.
+
+    `calendar` other than standard: the time axis holds cftime dates of that calendar (e.g. 360_day).
+    """
+    if calendar == "standard":
+        times = pd.date_range("2020-01-01", periods=n_times, freq="h")
+    else:
+        times = xr.date_range("2020-01-01", periods=n_times, freq="h", calendar=calendar, use_cftime=True)
     lat = np.linspace(58, 50, height)
     lon = np.linspace(-10, 2, width)
     target = synthetic_field(n_times, height, width)[:, None]
@@ -82,10 +90,13 @@ def write_synthetic_dataset(
             lat_descending=True,
         ),
         splits={
-            name: SplitRange(start=times[bounds[i]], end=times[bounds[i + 1] - 1])
+            name: SplitRange(
+                start=to_datetime_or_iso(times[bounds[i]]), end=to_datetime_or_iso(times[bounds[i + 1] - 1])
+            )
             for i, name in enumerate(("train", "val", "test"))
         },
         time_step_hours=1.0,
+        calendar=canonical_calendar(calendar),
         n_times=n_times,
         sources=[SourceFile(path="synthetic", size_bytes=0, sha256="0" * 64, variables=["t2m"])],
     )

@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import pandas as pd
 import torch
 import zarr.api.asynchronous as zarr_async
 from numpy.typing import NDArray
@@ -55,6 +54,7 @@ from zarr.core.sync import sync as zarr_sync
 from stride_contracts import DatasetManifest, FeatureSpec
 from stride_contracts.dataset import CONTEXT_ARRAY, DATASET_ARRAYS
 from stride_core.artifacts import load_variable, open_zarr_artifact
+from stride_core.calendars import date_in, date_key, time_index
 from stride_core.errors import ArtifactError, ConfigError
 from stride_core.features import TemporalWindows, temporal_windows, time_encodings
 from stride_core.patches import PatchBox, PatchLayout, RainWeighting, rain_position_weights, sample_rng
@@ -284,7 +284,7 @@ class DownscalingDataset(Dataset[dict[str, Any]]):
         self.manifest = manifest
         self._check_store(dataset, manifest)
         self._check_transforms(manifest)
-        self.times = pd.DatetimeIndex(dataset["time"].values)
+        self.times = time_index(dataset["time"])  # cftime dates on climate-model calendars
         codes = load_variable(dataset, "split", self.path).values
         self.windows: TemporalWindows = temporal_windows(
             self.times, codes, split, features, manifest.time_step_hours, source=self.path
@@ -348,18 +348,22 @@ class DownscalingDataset(Dataset[dict[str, Any]]):
     def __len__(self) -> int:
         return len(self.windows)
 
-    def indices_at(self, times: Iterable[str | pd.Timestamp]) -> list[int]:
-        """Sample indices of the given anchor times (e.g. the dates to generate)."""
-        position = pd.Series(np.arange(len(self.windows)), index=self.times[self.windows.anchors])
+    def indices_at(self, times: Iterable[Any]) -> list[int]:
+        """Sample indices of the given anchor times (e.g. the dates to generate): ISO strings, read in the
+        store's calendar, or timestamps."""
+        position = {date_key(t): i for i, t in enumerate(self.times[self.windows.anchors])}
         indices = []
         for time in times:
-            stamp = pd.Timestamp(time)
-            if stamp not in position.index:
+            try:
+                stamp = date_key(date_in(self.times, time) if isinstance(time, str) else time)
+            except ValueError as exc:
+                raise ConfigError(f"{self.path}: {exc}; name a sample time of split '{self.split}'") from None
+            if stamp not in position:
                 raise ConfigError(
                     f"{stamp} is not a sample time of split '{self.split}' in {self.path} (its samples run "
                     f"{self.timestamps[0]} to {self.timestamps[-1]}; with temporal_edge=drop the edges are left out)"
                 )
-            indices.append(int(position[stamp]))
+            indices.append(position[stamp])
         return indices
 
     # The per-sample path is kept to a few numpy calls: it runs hundreds of times a second per worker.
