@@ -249,3 +249,22 @@ def test_export_writes_cf_netcdf(inputs: tuple[Path, Path], tmp_path: Path) -> N
         assert nc["lat"].attrs["units"] == "degrees_north"
         np.testing.assert_array_equal(nc["time"].values, samples["time"].values)
     assert not list(tmp_path.glob(".s.nc*"))  # no staging file left
+
+
+def test_tiled_generation_and_bad_tiling(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A domain 4x the training patch (16 x 24) in tiles of that patch, blended at every step.
+    write_synthetic_dataset(tmp_path / "larger.zarr", height=32, width=48)
+    larger = (inputs[0], tmp_path / "larger.zarr")
+    assert generate(larger, tmp_path / "t.zarr", "--set", "tiling={overlap: 8}") == 0
+    members = xr.open_zarr(tmp_path / "t.zarr")["members"]
+    assert members.shape[-2:] == (32, 48) and np.isfinite(members.values).all()
+    assert generate(larger, tmp_path / "u.zarr", "--set", "tiling={tile: [16, 16]}") == 2
+    assert (
+        "tiling.tile: [16, 16] differs from the checkpoint's training patch [16, 24]"
+        in capsys.readouterr().err
+    )
+    assert generate(larger, tmp_path / "u.zarr", "--set", "tiling={overlap: 16}") == 2
+    assert "tiling.overlap: 16 must be a multiple of the factor 4 and smaller" in capsys.readouterr().err
+    assert not (tmp_path / "u.zarr").exists()

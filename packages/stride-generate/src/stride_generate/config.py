@@ -15,6 +15,17 @@ from stride_generate.domain_shift import DomainShiftConfig
 from stride_model.rain_gate import RainGateSettings
 
 
+class TilingConfig(StrictConfig):
+    """Sample the domain in overlapping tiles of the training patch, blended at every denoising step."""
+
+    tile: tuple[int, int] | None = Field(
+        default=None,
+        description="HR tile (height, width); must be the checkpoint's training patch (None: that patch).",
+    )
+    overlap: int = Field(default=8, ge=0, description="HR pixels shared by neighbouring tiles (< the tile).")
+    tile_batch: int = Field(default=16, ge=1, description="Tiles per network call (bounds the memory).")
+
+
 class GenerateConfig(StrictConfig):
     """Sample an ensemble per date of one dataset split from a checkpoint."""
 
@@ -48,6 +59,10 @@ class GenerateConfig(StrictConfig):
     intensity_bound: IntensityBoundConfig = Field(
         default_factory=IntensityBoundConfig,
         description="Clip members to a multiple of the training range per target (stride_generate.bounds).",
+    )
+    tiling: TilingConfig | None = Field(
+        default=None,
+        description="Tiled (blended) sampling for domains larger than the training patch; None: one pass.",
     )
     batch_size: int = Field(default=64, ge=1, description="Members sampled per network call.")
     dates_per_chunk: int = Field(default=8, ge=1, description="Dates finished before progress is saved.")

@@ -23,7 +23,7 @@ from stride_core.transforms import VariableTransforms
 from stride_generate.bounds import IntensityBound
 from stride_generate.config import GenerateConfig
 from stride_generate.domain_shift import measure_shift
-from stride_generate.sampling import choose_weights, load_model, sample_dates
+from stride_generate.sampling import choose_weights, load_model, sample_dates, tiling_of
 from stride_generate.seeds import SEED_RULE, date_key, seed_table
 from stride_generate.store import SamplesStore, StoreLayout, ensemble_fields
 from stride_model.adapter import DownscalingDataset, batch_to, collate_samples
@@ -31,7 +31,9 @@ from stride_model.adapter import DownscalingDataset, batch_to, collate_samples
 log = get_logger("stride-generate")
 
 
-def check_compatible(checkpoint: CheckpointManifest, arrays: SplitArrays, dataset: Path) -> None:
+def check_compatible(
+    checkpoint: CheckpointManifest, arrays: SplitArrays, dataset: Path, *, tiled: bool = False
+) -> None:
     """The dataset must offer the variables and grid the model was trained on."""
     data = arrays.manifest
     for role in ("target", "dynamic", "static"):
@@ -52,7 +54,7 @@ def check_compatible(checkpoint: CheckpointManifest, arrays: SplitArrays, datase
     # The network is convolutional, so it runs on the whole domain whatever patch it was trained on, as long
     # as each level of the UNet halves it exactly.
     down = 2 ** (len(spec.channel_mult) - 1)
-    if data.grid.hr_shape[0] % down or data.grid.hr_shape[1] % down:
+    if (not tiled and data.grid.hr_shape[0] % down) or data.grid.hr_shape[1] % down:
         raise ArtifactError(
             f"{dataset}: HR grid {data.grid.hr_shape} is not divisible by {down} ({len(spec.channel_mult)} UNet "
             f"levels); crop the dataset with a region whose HR size divides by {down}"
@@ -130,7 +132,8 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
     )
     samples = np.searchsorted(adapter.windows.anchors, arrays.time_index)
     run.record_input("dataset", config.dataset, arrays.manifest)
-    check_compatible(checkpoint, arrays, config.dataset)
+    tiling_of(config, checkpoint.model_spec)  # a bad tiling is an error before anything is sampled
+    check_compatible(checkpoint, arrays, config.dataset, tiled=config.tiling is not None)
     report_domain_shift(checkpoint, arrays, config, run)
     members = 1 if checkpoint.model_spec.kind == "regression" else config.members
     if members != config.members:

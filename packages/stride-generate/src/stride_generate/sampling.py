@@ -10,13 +10,14 @@ import numpy as np
 import torch
 
 from stride_contracts import CheckpointManifest
-from stride_core.errors import ArtifactError
+from stride_contracts.checkpoint import ModelSpec
+from stride_core.errors import ArtifactError, ConfigError
 from stride_core.progress import get_logger
 from stride_core.transforms import VariableTransforms
 from stride_generate.config import GenerateConfig
 from stride_model import assemble_conditioning, build_model, load_into
 from stride_model.members import physical_members
-from stride_model.sampler import sampler_kwargs
+from stride_model.sampler import Tiling, sampler_kwargs
 
 log = get_logger("stride-generate")
 
@@ -79,4 +80,26 @@ def sample_dates(
         rain_gate_length=config.rain_gate.length,
         **sampler_kwargs(config.sampler),
         batch_size=config.batch_size,
+        tiling=tiling_of(config, spec),
+    )
+
+
+def tiling_of(config: GenerateConfig, spec: ModelSpec) -> Tiling | None:
+    """The sampler's tiling for the config, checked against the checkpoint's training patch."""
+    if config.tiling is None:
+        return None
+    patch = (int(spec.hr_shape[0]), int(spec.hr_shape[1]))
+    tile = patch if config.tiling.tile is None else tuple(config.tiling.tile)
+    if tile != patch:
+        raise ConfigError(
+            f"tiling.tile: {list(tile)} differs from the checkpoint's training patch {list(patch)}; set "
+            f"tiling.tile={list(patch)} (or leave it out)"
+        )
+    if config.tiling.overlap >= min(tile) or config.tiling.overlap % spec.factor:
+        raise ConfigError(
+            f"tiling.overlap: {config.tiling.overlap} must be a multiple of the factor {spec.factor} and "
+            f"smaller than the tile {list(tile)}; e.g. tiling.overlap={spec.factor * max(1, min(tile) // (4 * spec.factor))}"
+        )
+    return Tiling(
+        tile=patch, overlap=config.tiling.overlap, factor=spec.factor, tile_batch=config.tiling.tile_batch
     )
