@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from stride_contracts import MetricRow
+from stride_core.calendars import TimeIndex, elapsed_seconds
 from stride_core.metrics import probability_matched_mean
 
 Array = NDArray[np.float32]
@@ -46,7 +46,7 @@ class Prediction:
 class EvalInputs:
     variable: str
     units: str
-    times: pd.DatetimeIndex
+    times: TimeIndex
     truth: Array
     predictions: dict[str, Prediction] = field(default_factory=dict)
     per_date: bool = True
@@ -95,7 +95,7 @@ class EvalInputs:
         """Index pairs (i, j) of dates exactly `lag` time steps apart (the step: the smallest spacing)."""
         if len(self.times) < 2:
             return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
-        values = self.times.asi8
+        values = np.round(elapsed_seconds(self.times)).astype(np.int64)  # any calendar
         step = int(np.min(np.diff(values)))
         position = {int(v): i for i, v in enumerate(values)}
         pairs = [

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 from numpy.typing import NDArray
 
 from stride_contracts import SamplesManifest
 from stride_contracts.samples import SAMPLES_ARRAYS
 from stride_core.artifacts import load_variable, open_zarr_artifact
+from stride_core.calendars import TimeIndex, time_index
 from stride_core.errors import ArtifactError, ConfigError
 from stride_core.grid import latitude_area_weights
 
@@ -28,8 +28,9 @@ class SamplesStore:
     manifest: SamplesManifest
 
     @property
-    def times(self) -> pd.DatetimeIndex:
-        return pd.DatetimeIndex(self.dataset["time"].values)
+    def times(self) -> TimeIndex:
+        """datetime64 for standard calendars, cftime dates for climate-model ones (stride_core.calendars)."""
+        return time_index(self.dataset["time"])
 
     def load(self, name: str, dates: slice | None = None) -> NDArray[Any]:
         """One array (optionally a slice of its dates) in memory; a corrupt chunk is an ArtifactError."""
@@ -80,8 +81,8 @@ def check_comparable(reference: SamplesStore, other: SamplesStore) -> None:
             f"{where}: has no target variable(s) {missing} of --samples; compare stores of the same targets"
         )
     if not reference.times.equals(other.times):
-        extra = other.times.difference(reference.times)
-        lacking = reference.times.difference(other.times)
+        extra = other.times.difference(list(reference.times))
+        lacking = reference.times.difference(list(other.times))
         detail = f"{len(lacking)} date(s) of --samples missing (first {lacking[0]})" if len(lacking) else ""
         detail += ("; " if detail and len(extra) else "") + (
             f"{len(extra)} other date(s) (first {extra[0]})" if len(extra) else ""

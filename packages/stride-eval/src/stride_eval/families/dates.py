@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 
 from stride_contracts import MetricRow
+from stride_core.calendars import date_key
 from stride_core.maps import new_figure
 from stride_core.metrics import bias, crps_ensemble_fair, mae, rmse
 from stride_eval.families.base import Family, finite
@@ -25,8 +25,8 @@ NAME = "dates"
 
 def chosen(inputs: EvalInputs) -> list[int]:
     """Indices of the configured dates found in the samples, then of the top_dates highest-mean ones."""
-    position = {pd.Timestamp(t): i for i, t in enumerate(inputs.times)}
-    picked = [position[pd.Timestamp(d)] for d in inputs.dates if pd.Timestamp(d) in position]
+    position = {date_key(t): i for i, t in enumerate(inputs.times)}
+    picked = [position[date_key(d)] for d in inputs.dates if date_key(d) in position]
     if inputs.top_dates:
         with np.errstate(invalid="ignore"):
             means = np.array([np.nanmean(f) if np.isfinite(f).any() else -np.inf for f in inputs.truth])
