@@ -15,39 +15,26 @@ projection period of decades, it is biased on a test split of a few dates per mo
 are coarse and lean high). The additive kind is used for every variable: for EQM the kind only changes how
 the transfer function is interpolated between quantiles and extrapolated beyond them, and the additive form
 stays finite on fields with exact zeros (the multiplicative one divides by them); positive-definite results
-are clipped at zero. A day-of-year window (xsdba counts it in time steps) applies to daily or coarser data;
-sub-daily data group by calendar month.
+are clipped at zero. Each season is fitted on its own (xsdba `group="time"` on the training dates of that
+month or day-of-year window, `stride_eval.baselines.season`): this works for any calendar and for a training
+split that covers only some months, where xsdba's own month grouping interpolates across missing months.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 from numpy.typing import NDArray
 
-from stride_core.calendars import TimeIndex
+from stride_core.calendars import TimeIndex, days_in_year, iso, year_phase
 from stride_core.errors import ArtifactError
 from stride_core.metrics import bicubic_upsample, bilinear_upsample
-from stride_core.progress import get_logger
+from stride_eval.baselines.season import same_season
 from stride_eval.baselines.settings import BaselineSettings
 
-log = get_logger("stride-eval")
 UPSAMPLERS = {"bicubic": bicubic_upsample, "bilinear": bilinear_upsample}
 UNITS = "1"
 """Units given to xsdba: ref and hist are in the same (the variable's) units, so no conversion is wanted."""
-
-
-def _grouper(times: TimeIndex, settings: BaselineSettings) -> object:
-    import xsdba
-
-    if settings.season == "window":
-        steps = np.diff(np.asarray(times.asi8 if isinstance(times, pd.DatetimeIndex) else []))
-        daily = isinstance(times, pd.DatetimeIndex) and (steps.size == 0 or np.median(steps) >= 86_400e9)
-        if daily:
-            return xsdba.Grouper("time.dayofyear", window=2 * settings.window_days + 1)
-        log.warning("qdm: sub-daily or non-standard-calendar data group by calendar month, not a day window")
-    return "time.month"
 
 
 def _as_array(values: NDArray[np.float32], times: TimeIndex) -> xr.DataArray:
@@ -79,17 +66,32 @@ def quantile_mapped(
             f"the dataset's grid factor does not match its arrays"
         )
     method = xsdba.EmpiricalQuantileMapping if settings.method == "eqm" else xsdba.QuantileDeltaMapping
-    group = _grouper(train_times, settings)
-    with xr.set_options(keep_attrs=True):
-        trained = method.train(
-            _as_array(truth_train, train_times),
-            _as_array(hist, train_times),
-            nquantiles=settings.nquantiles,
-            group=group,
-            kind="+",
-        )
-        adjusted = trained.adjust(_as_array(sim, eval_times), interp="linear", extrapolation="constant")
-    result = adjusted.transpose("time", "y", "x").values.astype(np.float32)
+    if settings.season == "month":
+        keys = np.asarray(eval_times.month)
+    else:
+        keys = np.floor(year_phase(eval_times) * days_in_year(eval_times)).astype(int)  # day of year - 1
+    in_season = same_season(eval_times, train_times, season=settings.season, window_days=settings.window_days)
+    result = np.full(sim.shape, np.nan, dtype=np.float32)
+    for key in np.unique(keys):
+        chosen = np.flatnonzero(keys == key)
+        fit = np.flatnonzero(in_season[chosen[0]])
+        if fit.size < 2:
+            raise ArtifactError(
+                f"qdm: the training split has {fit.size} date(s) in the season of {iso(eval_times[chosen[0]])}; "
+                f"use baseline.season=window with a larger baseline.window_days"
+            )
+        with xr.set_options(keep_attrs=True):
+            trained = method.train(
+                _as_array(truth_train[fit], train_times[fit]),
+                _as_array(hist[fit], train_times[fit]),
+                nquantiles=settings.nquantiles,
+                group="time",
+                kind="+",
+            )
+            adjusted = trained.adjust(
+                _as_array(sim[chosen], eval_times[chosen]), interp="linear", extrapolation="constant"
+            )
+        result[chosen] = adjusted.transpose("time", "y", "x").values
     if positive_definite:
         result = np.maximum(result, 0.0, where=np.isfinite(result), out=result)
     return result
