@@ -87,11 +87,15 @@ def test_physical_members_draw_the_gate_per_member(tiny_spec: Callable[..., Mode
     cond = Conditioning(torch.randn(1, 3, 16, 24, generator=torch.Generator().manual_seed(3)))
     options = {"num_steps": 2, "sigma_max": 2.0}
     seeds = [list(range(40))]
-    sampled = physical_members(model, spec, cond, seeds, VariableTransforms(identity), **options)
+    sampled = physical_members(
+        model, spec, cond, seeds, VariableTransforms(identity), rain_gate="sample", **options
+    )
     threshold = physical_members(
         model, spec, cond, seeds, VariableTransforms(identity), rain_gate="threshold", **options
     )
-    alone = physical_members(model, spec, cond, [[7]], VariableTransforms(identity), **options)
+    alone = physical_members(
+        model, spec, cond, [[7]], VariableTransforms(identity), rain_gate="sample", **options
+    )
     np.testing.assert_array_equal(sampled[:, 7:8], alone)
     # Around z = 5 every member is positive before the gate: wet share 0.3 drawn, none with the old rule.
     assert abs((sampled > 0).mean() - 0.3) < 0.03

@@ -22,17 +22,17 @@ def physical_members(
     cond: Conditioning,
     seeds: list[list[int]],
     transforms: VariableTransforms,
-    rain_gate: RainGateRule = "sample",
+    rain_gate: RainGateRule = "threshold",
     rain_gate_length: float = 0.0,
     **sampler: Any,
 ) -> NDArray[np.float32]:
     """Members [B, M, C_out, H, W] in physical units; a regression model gives its one prediction (M = 1).
 
     `sampler` goes to sample_ensemble (num_steps, sigma_max, S_churn, ...). With a RainGate, pixels the gate
-    calls dry are exactly 0: by default (rain_gate "sample") each member draws them from P(wet) with a
-    generator of its own seed (correlation length rain_gate_length HR pixels), so member k depends on
-    seeds[b][k] alone; "threshold" is the old rule, dry where P(wet) < 0.5 in every member. The gate sees
-    only the conditioning, so its probabilities are evaluated once per date.
+    calls dry are exactly 0: by default ("threshold") where P(wet) < 0.5, in every member; with "sample"
+    each member draws them from P(wet) with a generator of its own seed (correlation length rain_gate_length
+    HR pixels), so member k depends on seeds[b][k] alone; "none" keeps the members as sampled. The gate
+    sees only the conditioning, so its probabilities are evaluated once per date.
     """
     if spec.kind == "regression":
         prediction = model(cond)[:, None]

@@ -95,10 +95,13 @@ DEFAULT_GATE_LENGTH = 4.0
 class RainGateSettings(StrictConfig):
     """How generation turns the RainGate's P(wet) into each member's dry pixels."""
 
+    # The default stays the old rule: on a 150-step dry-case chain the draw, independent of where each
+    # diffusion member rains, gave the ensemble 0.45 of the truth's wet frequency against 0.65 for threshold
+    # (the draw's P multiplies the members' own occurrence).
     rule: RainGateRule = Field(
-        default="sample",
-        description="sample: each member draws its dry pixels from P(wet) with its own seed, so the ensemble "
-        "rains as often as predicted; threshold: the old rule, dry wherever P(wet) < 0.5 in every member; "
+        default="threshold",
+        description="sample: each member draws its dry pixels from P(wet) with its own seed (each pixel is kept "
+        "in a share P(wet) of the members); threshold: dry wherever P(wet) < 0.5 in every member; "
         "none: the members as the diffusion model samples them.",
     )
     length: float = Field(
