@@ -1,0 +1,152 @@
+"""Downscaling a climate projection, end to end on real data: train on a reanalysis pair, apply to LR-only
+input with another calendar, other longitudes and other units, and no truth.
+
+Training: HR ERA5 t2m (0.25 deg) with a separate LR source, a 1-degree block mean of the same file written by
+the test. Inference: that LR file as a climate model would deliver it: converted to a `360_day` calendar
+(xarray convert_calendar drops the 31st), longitudes shifted to 0..360 (the UK domain straddles 0 deg, so the
+axis wraps) and units changed to degC. The samples are checked in samples.zarr (NetCDF export is not wired
+into this test).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cftime
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from conftest import DATA, ERA5, run_chain, run_cli
+
+pytestmark = pytest.mark.e2e
+
+TRAIN = """\
+source: {{path: {era5}}}
+target: [t2m]
+dynamic: [t2m]
+static: [orography, lsm]
+coarsen: {{factor: 4}}
+lr_source: {{path: {lr}}}
+region: {{center: [54.0, -4.0], size: [16, 24]}}
+splits:
+  train: {{start: 2019-03-01T00:00, end: 2019-03-21T23:00}}
+  val: {{start: 2019-03-22T00:00, end: 2019-03-25T23:00}}
+  test: {{start: 2019-03-26T00:00, end: 2019-03-31T23:00}}
+"""
+
+
+def write_lr_files(out: Path) -> tuple[Path, Path]:
+    era5 = xr.open_dataset(DATA / ERA5, engine="h5netcdf")
+    lr = (
+        era5["t2m"]
+        .isel(latitude=slice(0, 32), longitude=slice(0, 48))
+        .coarsen(latitude=4, longitude=4)
+        .mean()
+    )
+    lr.attrs["units"] = "K"
+    training = lr.to_dataset(name="t2m")
+    training.to_netcdf(out / "lr.nc", engine="h5netcdf")
+    # The projection-like input: 360_day calendar, longitudes 0..360, degC.
+    projection = training.convert_calendar("360_day", align_on="date")
+    projection["t2m"] = projection["t2m"] - 273.15
+    projection["t2m"].attrs["units"] = "degC"
+    projection = projection.assign_coords(longitude=projection["longitude"] % 360).sortby("longitude")
+    projection.to_netcdf(out / "projection_360day.nc", engine="h5netcdf")
+    return out / "lr.nc", out / "projection_360day.nc"
+
+
+def test_train_on_reanalysis_downscale_a_360_day_projection(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    lr, projection = write_lr_files(tmp_path)
+    (tmp_path / "train.yaml").write_text(TRAIN.format(era5=ERA5, lr=lr))
+    (tmp_path / "inference.yaml").write_text(
+        f"reference: {tmp_path}/dataset.zarr\nlr_source: {{path: {projection}}}\n"
+    )
+    out = tmp_path
+    run_chain(
+        [
+            ["stride-data", "build", "--config", f"{out}/train.yaml", "--out", f"{out}/dataset.zarr"],
+            ["stride-stats", "--dataset", f"{out}/dataset.zarr", "--out", f"{out}/stats.parquet"],
+            [
+                "stride-train",
+                "--config",
+                "configs/train_era5_uk.yaml",
+                "--dataset",
+                f"{out}/dataset.zarr",
+                "--stats",
+                f"{out}/stats.parquet",
+                "--out",
+                f"{out}/checkpoint",
+                "--steps",
+                "20",
+                "--set",
+                "model.model_channels=16",
+                "--set",
+                "model.channel_mult=[1,2]",
+                "--set",
+                "model.attn_resolutions=[1]",
+                "--set",
+                "optim.warmup_steps=5",
+                "--set",
+                "training.val_every=10",
+                "--set",
+                "training.batch_size=8",
+                "--set",
+                "inline_eval.dates=2",
+                "--set",
+                "inline_eval.members=2",
+            ],
+            ["stride-data", "build", "--config", f"{out}/inference.yaml", "--out", f"{out}/projection.zarr"],
+            [
+                "stride-generate",
+                "--config",
+                "configs/generate_era5_uk.yaml",
+                "--checkpoint",
+                f"{out}/checkpoint",
+                "--dataset",
+                f"{out}/projection.zarr",
+                "--out",
+                f"{out}/samples.zarr",
+                "--members",
+                "2",
+                "--steps",
+                "4",
+                "--set",
+                "date_stride=120",
+            ],
+        ],
+        cli_env,
+    )
+    training = xr.open_zarr(out / "dataset.zarr")
+    manifest = zarr.open_group(out / "projection.zarr", mode="r").attrs["stride"]
+    assert manifest["has_target"] is False and list(manifest["splits"]) == ["test"]
+    assert manifest["dynamic"][0]["source_units"] == "degC" and manifest["dynamic"][0]["units"] == "K"
+    assert manifest["registry"]["t2m"]["units"] == "K"
+    inference = xr.open_zarr(out / "projection.zarr", decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+    assert np.isnan(inference["target"].values).all()
+    np.testing.assert_array_equal(inference["cond_static"].values, training["cond_static"].values)
+    # The same LR field as in training at a date both calendars share, after degC -> K and the 0..360 wrap.
+    day = cftime.Datetime360Day(2019, 3, 10, 12)
+    assert inference["time"].values[0].calendar == "360_day"
+    np.testing.assert_allclose(
+        inference["cond_dynamic"].sel(time=day).values,
+        training["cond_dynamic"].sel(time="2019-03-10T12:00").values,
+        atol=1e-4,
+    )
+
+    samples = xr.open_zarr(out / "samples.zarr", decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+    sample_manifest = zarr.open_group(out / "samples.zarr", mode="r").attrs["stride"]
+    assert sample_manifest["has_target"] is False
+    assert [v["units"] for v in sample_manifest["target"]] == ["K"]
+    assert all(t.calendar == "360_day" for t in samples["time"].values)
+    assert samples["members"].shape[1:] == (2, 1, 16, 24)
+    for name in ("lat", "lon"):
+        np.testing.assert_array_equal(samples[name].values, training[name].values)
+    members = samples["members"].values
+    assert np.isfinite(members).all() and 240 < members.mean() < 300
+
+    # stride-eval needs truth: one line, exit 2.
+    refused = run_cli(
+        ["stride-eval", "--samples", f"{out}/samples.zarr", "--out", f"{out}/m.parquet"], cli_env
+    )
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
