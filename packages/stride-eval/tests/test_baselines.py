@@ -185,9 +185,7 @@ def test_quantile_mapping_removes_a_monotone_bias(
     split = open_training_split(path)
     lr_test = split.dataset["cond_dynamic"].values[n_train:, 0]
     settings = BaselineSettings(nquantiles=100)
-    predictions = baseline_predictions(
-        ["qdm"], manifest, "pr", times[n_train:], lr_test, settings
-    )
+    predictions = baseline_predictions(["qdm"], manifest, "pr", times[n_train:], lr_test, settings)
     corrected = predictions["qdm"].point
     raw = UPSAMPLERS["bicubic"](lr_test, 2)
     test_truth = truth[n_train:]

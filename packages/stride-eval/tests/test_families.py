@@ -59,3 +59,30 @@ def test_headline_names_readers_use_stay_unique_without_date_and_wavenumber() ->
         if r.metric in read and r.date is None and r.wavenumber is None:
             counts[(r.model, r.metric)] = counts.get((r.model, r.metric), 0) + 1
     assert counts and set(counts.values()) == {1}, counts
+
+
+def test_every_family_runs_on_a_360_day_calendar() -> None:
+    # A climate model's calendar: 30 February exists, and per-date rows carry it as its ISO label.
+    import xarray as xr
+
+    rng = np.random.default_rng(2)
+    times = xr.date_range("2019-02-28", periods=4, freq="D", calendar="360_day", use_cftime=True)
+    truth = rng.normal(size=(4, 8, 8)).astype(np.float32)
+    members = rng.normal(size=(4, 3, 8, 8)).astype(np.float32)
+    inputs = EvalInputs(
+        variable="t2m",
+        units="K",
+        times=times,
+        truth=truth,
+        predictions={
+            "stride": Prediction(point=members.mean(axis=1), members=members, pmm=members.mean(axis=1))
+        },
+    )
+    rows = [row for family in REGISTRY.values() for row in family(inputs)]
+    dates = {r.date for r in rows if r.metric == "crps" and r.date is not None}
+    assert dates == {
+        "2019-02-28T00:00:00",
+        "2019-02-29T00:00:00",
+        "2019-02-30T00:00:00",
+        "2019-03-01T00:00:00",
+    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -25,7 +24,11 @@ class MetricRow(StrictModel):
     variable: str
     metric: str
     family: str = Field(description="Evaluation family: probabilistic, deterministic, scale, ...")
-    date: datetime | None = Field(default=None, description="None for an aggregate over all dates.")
+    date: str | None = Field(
+        default=None,
+        description="The date as ISO 8601 (YYYY-MM-DDTHH:MM:SS) in the samples' own calendar (a 360_day model "
+        "has 30 February), so any calendar fits one column; None for an aggregate over all dates.",
+    )
     wavenumber: float | None = Field(default=None, description="Cycles per domain, for spectra.")
     threshold: float | None = Field(
         default=None, description="Threshold in the variable's units (Brier, FSS, exceedance ratios)."

@@ -116,7 +116,7 @@ class EvalInputs:
         value: float,
         *,
         units: str | None = None,
-        date: datetime | None = None,
+        date: str | None = None,
         wavenumber: float | None = None,
         threshold: float | None = None,
         scale: float | None = None,

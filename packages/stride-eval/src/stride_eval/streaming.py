@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stride_contracts import MetricRow
+from stride_core.calendars import iso
 from stride_core.metrics import (
     brier_score_fair,
     crps_ensemble_fair,
@@ -101,7 +102,7 @@ class StreamingEvaluation:
         sums.count += n_valid
         if chunk.per_date:
             for time, value in zip(chunk.times, np.nanmean(crps, axis=(1, 2)), strict=True):
-                sums.per_date.append((time.to_pydatetime(), "crps", float(value)))
+                sums.per_date.append((iso(time), "crps", float(value)))
         for threshold in chunk.thresholds:
             sums.brier[threshold] += float(
                 np.nansum(brier_score_fair(ensemble, chunk.truth, member_axis=1, threshold=threshold))
@@ -136,7 +137,7 @@ class StreamingEvaluation:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     per_date = np.sqrt((error**2).sum(axis=(1, 2)) / valid.sum(axis=(1, 2)))
                 for time, value in zip(chunk.times, per_date, strict=True):
-                    sums.per_date.append((time.to_pydatetime(), "rmse_mean", float(value)))
+                    sums.per_date.append((iso(time), "rmse_mean", float(value)))
 
     def rows(self) -> list[MetricRow]:
         inputs = self.template

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from stride_contracts import MetricRow
-from stride_core.calendars import date_key
+from stride_core.calendars import date_key, iso
 from stride_core.maps import new_figure
 from stride_core.metrics import bias, crps_ensemble_fair, mae, rmse
 from stride_eval.families.base import Family, finite
@@ -39,7 +39,7 @@ def chosen(inputs: EvalInputs) -> list[int]:
 def compute(inputs: EvalInputs) -> list[MetricRow]:
     rows: list[MetricRow] = []
     for index in chosen(inputs):
-        date = inputs.times[index].to_pydatetime()
+        date = iso(inputs.times[index])
         truth = inputs.truth[index]
         for model, prediction in inputs.predictions.items():
             point = prediction.point[index]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from stride_contracts import MetricRow
+from stride_core.calendars import iso
 from stride_core.metrics import bias, mae, rmse
 from stride_eval.families.base import Family, finite, no_plot
 from stride_eval.inputs import EvalInputs
@@ -28,7 +29,7 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
             per_date = np.asarray(rmse(prediction.point, inputs.truth, axis=(1, 2)))
             for time, value in zip(inputs.times, per_date, strict=True):
                 if np.isfinite(value):
-                    rows.append(inputs.row(model, "rmse_mean", NAME, value, date=time.to_pydatetime()))
+                    rows.append(inputs.row(model, "rmse_mean", NAME, value, date=iso(time)))
     return rows
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from stride_contracts import MetricRow
+from stride_core.calendars import iso
 from stride_core.maps import new_figure
 from stride_core.metrics import (
     brier_score_fair,
@@ -48,7 +49,7 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
         if inputs.per_date:
             for time, value in zip(inputs.times, np.nanmean(crps, axis=(1, 2)), strict=True):
                 if np.isfinite(value):
-                    rows.append(inputs.row(model, "crps", NAME, value, date=time.to_pydatetime()))
+                    rows.append(inputs.row(model, "crps", NAME, value, date=iso(time)))
         if prediction.members is not None and prediction.members.shape[1] > 1:
             ratio = spread_skill_ratio(prediction.members, inputs.truth, member_axis=1)
             if finite(float(ratio)):  # 0 / 0 for members identical to the truth
