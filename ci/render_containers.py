@@ -156,7 +156,7 @@ def _labels(cli: Distribution, torch: bool) -> list[tuple[str, str]]:
     ]
 
 
-PIP_CERT = f'if [ -f /tmp/inputs/ca.crt ]; then export PIP_CERT=/tmp/inputs/ca.crt; fi; \\\n    {VENV}/bin/pip install'
+PIP_CERT = f"if [ -f /tmp/inputs/ca.crt ]; then export PIP_CERT=/tmp/inputs/ca.crt; fi; \\\n    {VENV}/bin/pip install"
 
 
 # Debian's packages are not pinned: bookworm's point releases only bring security fixes, and old

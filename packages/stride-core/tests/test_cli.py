@@ -50,7 +50,9 @@ def test_success_tracks_one_run_and_writes_resolved_config(tmp_path: Path) -> No
 def test_user_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_tool(TOOL, ["--out", str(tmp_path / "o"), "--set", "colour=red"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "stride-toy: error: --set colour=red: unknown key 'colour' (allowed here: output, size, fail)"
+    assert (
+        err == "stride-toy: error: --set colour=red: unknown key 'colour' (allowed here: output, size, fail)"
+    )
     assert run_tool(TOOL, ["--out", str(tmp_path / "o"), "--set", "fail=true"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "fix the input" in err and "Traceback" not in err
