@@ -183,3 +183,30 @@ def test_files_of_different_variables_merge_side_by_side(
     assert build([tmp_path / "all.nc", tmp_path / "u10.nc"], "--out", str(tmp_path / "y.zarr")) == 2
     err = capsys.readouterr().err.strip()
     assert "files with different variables cannot be merged" in err and "\n" not in err
+
+
+def test_repeated_time_stamps_are_refused_or_kept_first(
+    build_from: Callable[[str], Callable[..., int]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_source(tmp_path / "src.nc")
+    with xr.open_dataset(source, engine="h5netcdf") as ds:
+        doubled = xr.concat(
+            [ds.isel(time=slice(0, 6)), ds.isel(time=[5]) + 100, ds.isel(time=slice(6, None))], "time"
+        )
+        doubled = doubled.assign(orography=ds["orography"], lsm=ds["lsm"]).load()
+    doubled.to_netcdf(tmp_path / "doubled.nc", engine="h5netcdf")
+    build = build_from(CONFIG)
+    assert build(tmp_path / "doubled.nc") == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        "1 repeated time stamp(s): 2020-01-01T05:00:00" in err and "source.duplicate_times: keep_first" in err
+    )
+    assert "\n" not in err and not (tmp_path / "dataset.zarr").exists()
+
+    assert build(tmp_path / "doubled.nc", "--set", "source.duplicate_times=keep_first") == 0
+    built = xr.open_zarr(tmp_path / "dataset.zarr", consolidated=False)
+    assert built.sizes["time"] == 18 and pd.Index(built["time"].values).is_unique
+    # The first field of the repeated hour is kept, not the one after it (+100 K).
+    hour5 = built["target"].sel(time="2020-01-01T05:00").values
+    with xr.open_dataset(source, engine="h5netcdf") as ds:
+        assert float(np.nanmean(hour5)) == pytest.approx(float(ds["t2m"].isel(time=5).mean()), abs=1.0)

@@ -42,6 +42,7 @@ from stride_data.sources import (
     open_sources,
     select_variable,
     source_times,
+    unique_times,
     unit_conversion,
 )
 
@@ -84,6 +85,7 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
         )
     grid = grid.crop(rows, cols)
     source = source.isel({grid.y_dim: rows, grid.x_dim: cols}).sortby("time")
+    source = unique_times(source, path, config.source.duplicate_times, "source.duplicate_times")
     times = source_times(source, path)
     lr = open_lr_source(config.lr_source, grid, factor) if config.lr_source else None
     if lr is not None:

@@ -26,6 +26,10 @@ class SourceConfig(StrictConfig):
         description="xarray engine; 'auto' picks it from the file's content (HDF5/NetCDF/GRIB signature or Zarr "
         "metadata), never its extension. GRIB needs the extra: pip install 'stride-data[grib]'.",
     )
+    duplicate_times: Literal["error", "keep_first"] = Field(
+        default="error",
+        description="A time stamp that occurs twice: an error naming the stamps, or keep the first field of each.",
+    )
     min_lead_hours: float = Field(
         default=0.0,
         ge=0.0,

@@ -25,6 +25,7 @@ from stride_data.sources import (
     open_sources,
     select_variable,
     source_times,
+    unique_times,
     unit_conversion,
 )
 from stride_data.time_match import Pairing, pair_times
@@ -135,4 +136,5 @@ def open_lr_source(config: LRSourceConfig, hr: SourceGrid, factor: int) -> LRSou
         remap = CrossGridRemap.build(
             grid, target, config.method, config.subcells, config.min_valid_fraction, path
         )
-    return LRSource(config, dataset.sortby("time"), files, path, grid, target, remap)
+    dataset = unique_times(dataset.sortby("time"), path, config.duplicate_times, "lr_source.duplicate_times")
+    return LRSource(config, dataset, files, path, grid, target, remap)

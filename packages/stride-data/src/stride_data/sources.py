@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from stride_contracts.dataset import SourceFile
-from stride_core.calendars import TimeIndex, time_coder, time_index
+from stride_core.calendars import TimeIndex, iso, time_coder, time_index
 from stride_core.data_root import resolve_data_path
 from stride_core.errors import InputDataError
+from stride_core.progress import get_logger
 from stride_core.units import Conversion, conversion
 from stride_core.variables import VariableSpec
 from stride_data.formats import DESCRIPTION, Engine, choose_engine
@@ -234,6 +236,31 @@ def source_times(dataset: xr.Dataset, path: Path) -> TimeIndex:
         return time_index(dataset["time"])
     except TypeError as exc:
         raise InputDataError(f"{path}: {exc}") from None
+
+
+DuplicateTimes = Literal["error", "keep_first"]
+
+
+def unique_times(dataset: xr.Dataset, path: Path, policy: DuplicateTimes, field: str) -> xr.Dataset:
+    """Refuse a time axis with repeated stamps (a doubled hour would be trained on twice and break time
+    windows), or, when asked, keep the first field of each stamp (in file order: sortby is stable)."""
+    stamps = pd.Index(source_times(dataset, path))
+    repeated = stamps.duplicated(keep="first")
+    if not repeated.any():
+        return dataset
+    which = stamps[repeated].unique()
+    shown = ", ".join(iso(stamp) for stamp in which[:5]) + (
+        f" and {len(which) - 5} more" if len(which) > 5 else ""
+    )
+    if policy == "error":
+        raise InputDataError(
+            f"{path}: {int(repeated.sum())} repeated time stamp(s): {shown}; remove them from the source, or set "
+            f"{field}: keep_first to keep the first field of each stamp"
+        )
+    get_logger("stride-data").warning(
+        "%s: kept the first field of each repeated time stamp (%s)", path, shown
+    )
+    return dataset.isel(time=np.flatnonzero(~repeated))
 
 
 def check_finite_somewhere(values: np.ndarray, what: str, path: Path) -> None:
