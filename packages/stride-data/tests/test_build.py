@@ -94,6 +94,11 @@ def test_build_crops_coarsens_and_labels_splits(
             "selects no time",
         ),
         ({}, ["--set", "splits.test.start=2020-01-01T05:00"], "overlap"),
+        (
+            {},
+            ["--set", "coarsen.factor=64"],
+            "smaller than coarsen.factor 64, so no LR cell fits; choose coarsen.factor <= 18",
+        ),
     ],
 )
 def test_bad_sources_give_one_line_errors(

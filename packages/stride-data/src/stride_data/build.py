@@ -199,7 +199,11 @@ def _specs(config: DataBuildConfig, registry: VariableRegistry) -> dict[str, Var
 def _trim(full: tuple[slice, slice], factor: int, path: Path) -> tuple[slice, slice]:
     rows, cols = (slice(0, s.stop // factor * factor) for s in full)
     if rows.stop == 0 or cols.stop == 0:
-        raise InputDataError(f"{path}: grid {full[0].stop}x{full[1].stop} is smaller than factor {factor}")
+        largest = min(full[0].stop, full[1].stop)
+        raise InputDataError(
+            f"{path}: grid {full[0].stop}x{full[1].stop} is smaller than coarsen.factor {factor}, so no LR cell "
+            f"fits; choose coarsen.factor <= {largest} (e.g. --factor {max(2, largest // 4)}) or a larger source grid"
+        )
     return rows, cols
 
 

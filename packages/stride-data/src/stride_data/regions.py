@@ -108,6 +108,7 @@ def region_slices(region: RegionConfig, grid: SourceGrid, factor: int, path: Pat
     n_cols = (cols.stop - cols.start) // factor * factor
     if n_rows == 0 or n_cols == 0:
         raise InputDataError(
-            f"{path}: region {region.describe()} is smaller than one LR cell (factor {factor})"
+            f"{path}: region {region.describe()} is smaller than one LR cell (factor {factor}); enlarge the region "
+            f"to at least {factor}x{factor} HR cells or choose a smaller coarsen.factor"
         )
     return slice(rows.start, rows.start + n_rows), slice(cols.start, cols.start + n_cols)
