@@ -291,3 +291,18 @@ def test_foreign_pickle_in_a_checkpoint(chain: Chain, tmp_path: Path) -> None:
     last = assert_one_line_failure(result, "not a STRIDE weights file, or it has been tampered with")
     assert "weights_only" not in result.stderr and last.count("stride-generate: error") == 1
     assert not out.exists()
+
+
+# --- 10. A damaged store ---------------------------------------------------------------------------------
+
+
+def test_a_deleted_chunk_is_detected(chain: Chain, inputs: dict[str, Path], tmp_path: Path) -> None:
+    dataset = inputs["dataset.zarr"]
+    # One time step of the target (chunks are one step each): it would read as NaN, like cells without data.
+    chunk = dataset / "target" / "c" / "0"
+    assert chunk.is_dir()
+    shutil.rmtree(chunk)
+    out = tmp_path / "stats.parquet"
+    result = run_cli(["stride-stats", "--dataset", str(dataset), "--out", str(out)], chain.env)
+    assert_one_line_failure(result, "target 't2m'", "the store is damaged", "stride-data build")
+    assert not out.exists()

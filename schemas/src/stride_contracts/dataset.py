@@ -177,6 +177,12 @@ class DatasetManifest(ArtifactHeader):
         description="False for an inference dataset built from an LR-only source: the `target` array is all "
         "NaN (no truth), and every time step is in the split INFERENCE_SPLIT ('test').",
     )
+    valid_counts: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Valid (finite) values per '<role>.<variable>' (target, dynamic) and split, and per "
+        "'static.<variable>' under 'all', as built: a reader that counts them (stride-stats does) detects a "
+        "damaged store, since a deleted or unreadable chunk reads as NaN.",
+    )
     registry: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="The variable registry entries (stride_core.variables.VariableSpec fields) of every "

@@ -167,6 +167,7 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
         n_times=len(times),
         sources=[describe_source(file, hr_names) for file in files]
         + (lr.provenance([specs[k] for k in config.dynamic]) if lr else []),
+        valid_counts=valid_counts(config, split, target, dynamic, static),
     )
     _log_conversions(conversions)
     write_zarr_artifact(dataset, manifest, config.output)
@@ -194,6 +195,28 @@ def _specs(config: DataBuildConfig, registry: VariableRegistry) -> dict[str, Var
                 )
             specs[key] = spec
     return specs
+
+
+def valid_counts(
+    config: DataBuildConfig,
+    split: np.ndarray,
+    target: np.ndarray,
+    dynamic: np.ndarray,
+    static: np.ndarray | None,
+) -> dict[str, dict[str, int]]:
+    """Finite values per variable and split, as written: what a reader compares to detect lost chunks."""
+    counts: dict[str, dict[str, int]] = {}
+    for role, keys, values in (("target", config.target, target), ("dynamic", config.dynamic, dynamic)):
+        for channel, key in enumerate(keys):
+            counts[f"{role}.{key}"] = {
+                name: int(np.isfinite(values[split == code, channel]).sum())
+                for name, code in SPLIT_CODES.items()
+                if (split == code).any()
+            }
+    for channel, key in enumerate(config.static):
+        assert static is not None
+        counts[f"static.{key}"] = {"all": int(np.isfinite(static[channel]).sum())}
+    return counts
 
 
 def _trim(full: tuple[slice, slice], factor: int, path: Path) -> tuple[slice, slice]:

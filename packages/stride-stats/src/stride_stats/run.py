@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,20 @@ log = get_logger("stride-stats")
 
 LOGGED_COLUMNS = ("mean", "std", "boxcox_lambda", "wet_fraction")
 """Stats columns also logged as MLflow metrics (the whole table is logged as an artifact)."""
+
+
+def check_valid_count(
+    manifest: DatasetManifest, role: str, name: str, split: str, count: int, path: Path
+) -> None:
+    """A deleted or unreadable chunk reads as NaN: compare the valid values with those the build wrote."""
+    built = manifest.valid_counts.get(f"{role}.{name}", {})
+    expected = built.get("all" if role == "static" else split)
+    if expected is not None and count != expected:
+        raise ArtifactError(
+            f"{path}: {role} '{name}' has {count} valid values in split '{split}' where stride-data build wrote "
+            f"{expected}: the store is damaged (a chunk is missing or unreadable); restore it or re-create it with "
+            f"stride-data build"
+        )
 
 
 def run_stats(config: StatsConfig, run: RunContext) -> None:
@@ -73,6 +88,7 @@ def run_stats(config: StatsConfig, run: RunContext) -> None:
                     f"{config.dataset}: reading {role} '{name}' failed ({type(exc).__name__}: {exc}); the store "
                     f"is corrupt or incomplete, re-create it with stride-data build"
                 ) from None
+            check_valid_count(manifest, role, str(name), config.split, int(stats["count"]), config.dataset)
             rows.append(StatsRow(role=role, variable=str(name), units=units, **stats).model_dump())
     table = pd.DataFrame(rows, columns=list(STATS_COLUMNS))
     stats_manifest = StatsManifest(
