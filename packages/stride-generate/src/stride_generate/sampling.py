@@ -68,20 +68,31 @@ def sample_dates(
     seeds: list[list[int]],
     config: GenerateConfig,
 ) -> np.ndarray:
-    """Members [dates, members, C_out, H, W] in physical units for a contract-A batch of whole-domain dates."""
+    """Members [dates, members, C_out, H, W] in physical units for a contract-A batch of whole-domain dates.
+
+    Dates are sampled one at a time: a network call then holds the members of one date only, always split
+    the same way, so a member is bit-identical in any run that contains its date (CPU convolution kernels
+    round differently with the batch size, by about 1e-6).
+    """
     spec = manifest.model_spec
-    return physical_members(
-        model,
-        spec,
-        assemble_conditioning(batch, spec),
-        seeds,
-        transforms,
-        rain_gate=config.rain_gate.rule,
-        rain_gate_length=config.rain_gate.length,
-        **sampler_kwargs(config.sampler),
-        batch_size=config.batch_size,
-        tiling=tiling_of(config, spec),
-    )
+    cond = assemble_conditioning(batch, spec)
+    tiling = tiling_of(config, spec)
+    per_date = [
+        physical_members(
+            model,
+            spec,
+            cond[index : index + 1],
+            seeds[index : index + 1],
+            transforms,
+            rain_gate=config.rain_gate.rule,
+            rain_gate_length=config.rain_gate.length,
+            **sampler_kwargs(config.sampler),
+            batch_size=config.batch_size,
+            tiling=tiling,
+        )
+        for index in range(len(seeds))
+    ]
+    return np.concatenate(per_date, axis=0)
 
 
 def tiling_of(config: GenerateConfig, spec: ModelSpec) -> Tiling | None:
