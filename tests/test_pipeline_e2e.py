@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import jsonschema
@@ -80,13 +81,22 @@ def test_samples(chain: Chain) -> None:
     np.testing.assert_array_equal(samples["target"].values, truth)
     assert manifest["sampler"]["steps"] == 6 and manifest["n_members"] == 3 and manifest["split"] == "test"
     assert [v["units"] for v in manifest["target"]] == ["K"]
-    assert samples["seeds"].values[1].tolist() == [3, 4, 5]
+    # Seeds follow the rule stored with them: SHA-256 of (base seed, the date's ISO stamp, member), 63 bits.
+    stamp = pd.Timestamp(samples["time"].values[1]).strftime("%Y-%m-%dT%H:%M:%S")
+    expected = [
+        int.from_bytes(
+            hashlib.sha256(f"stride-member|{manifest['base_seed']}|{stamp}|{k}".encode()).digest()[:8]
+        )
+        & (2**63 - 1)
+        for k in range(3)
+    ]
+    assert samples["seeds"].values[1].tolist() == expected and manifest["seed_rule"]
 
 
 def test_metrics_cover_stride_and_bicubic(chain: Chain) -> None:
     manifest = parquet_manifest(chain.path("metrics.parquet"))
     table = pd.read_parquet(chain.path("metrics.parquet"))
-    assert manifest["models"] == ["bicubic", "stride"]
+    assert manifest["models"] == ["bicubic", "bilinear", "stride"]
     overall = table[table["date"].isna() & table["wavenumber"].isna()]
     for model in ("stride", "bicubic"):
         metrics = set(overall[overall["model"] == model]["metric"])

@@ -250,7 +250,7 @@ def _start_run(
             location = None
             if not os.environ.get("MLFLOW_TRACKING_URI"):
                 location = (output.resolve().parent / ARTIFACT_FOLDER).as_uri()
-            experiment_id = client.create_experiment(experiment, artifact_location=location)
+            experiment_id = _create_experiment(client, experiment, location)
     stale = _stale_runs(client, experiment_id, output)
     run = client.create_run(
         experiment_id,
@@ -267,6 +267,18 @@ def _start_run(
     for start in range(0, len(params), 100):
         client.log_batch(run_id, params=params[start : start + 100])
     return client, run_id
+
+
+def _create_experiment(client: MlflowClient, name: str, location: str | None) -> str:
+    """Create the experiment, or take the one another CLI created a moment earlier on the same server (the
+    file lock covers only a local store; on a server the second create answers RESOURCE_ALREADY_EXISTS)."""
+    try:
+        return str(client.create_experiment(name, artifact_location=location))
+    except Exception:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return str(found.experiment_id)
 
 
 @contextmanager
