@@ -24,6 +24,18 @@ FamilyName = Literal[
     "features",
     "occurrence",
 ]
+DEFAULT_FAMILIES: tuple[FamilyName, ...] = (
+    "probabilistic",
+    "deterministic",
+    "distributions",
+    "extremes",
+    "spatial",
+    "scale",
+    "temporal",
+    "dates",
+    "features",
+)
+"""Every family but the legacy 'occurrence' (folded into 'distributions')."""
 Mode = Literal["minimal", "metrics", "plots", "full"]
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -40,17 +52,7 @@ class EvalConfig(StrictConfig):
         "figures (no table); full: both.",
     )
     families: list[FamilyName] = Field(
-        default=[
-            "probabilistic",
-            "deterministic",
-            "distributions",
-            "extremes",
-            "spatial",
-            "scale",
-            "temporal",
-            "dates",
-            "features",
-        ],
+        default=list(DEFAULT_FAMILIES),
         min_length=1,
         description="Families to run ('occurrence' is part of 'distributions', kept for old configs).",
     )

@@ -14,11 +14,11 @@ from stride_contracts import METRIC_QUALIFIERS, METRICS_COLUMNS, MetricRow, Metr
 from stride_core.artifacts import write_parquet_artifact
 from stride_core.errors import ConfigError
 from stride_core.maps import save_figure
-from stride_core.metrics import bicubic_upsample, bilinear_upsample
 from stride_core.progress import get_logger
 from stride_core.tracking import RunContext
 from stride_core.variables import VariableRegistry
 from stride_eval.baselines import baseline_predictions
+from stride_eval.baselines.quantile_mapping import UPSAMPLERS
 from stride_eval.config import EvalConfig
 from stride_eval.families import MINIMAL_FAMILIES, REGISTRY
 from stride_eval.inputs import EvalInputs, Prediction, masked_inputs
@@ -26,7 +26,6 @@ from stride_eval.stores import SamplesStore, check_comparable, open_samples, sta
 from stride_eval.streaming import STREAMING_FAMILIES, StreamingEvaluation
 
 log = get_logger("stride-eval")
-UPSAMPLERS = {"bicubic": bicubic_upsample, "bilinear": bilinear_upsample}
 
 
 def selected_families(config: EvalConfig) -> list[str]:

@@ -33,18 +33,7 @@ REGISTRY: dict[str, Family] = {
         occurrence,
     )
 }
-DEFAULT_FAMILIES = (
-    "probabilistic",
-    "deterministic",
-    "distributions",
-    "extremes",
-    "spatial",
-    "scale",
-    "temporal",
-    "dates",
-    "features",
-)
 MINIMAL_FAMILIES = ("probabilistic", "deterministic")
 """The `minimal` mode: headline scores only."""
 
-__all__ = ["DEFAULT_FAMILIES", "MINIMAL_FAMILIES", "REGISTRY", "Family"]
+__all__ = ["MINIMAL_FAMILIES", "REGISTRY", "Family"]
