@@ -27,9 +27,10 @@ def atomic_output(final: Path) -> Iterator[Path]:
     try:
         yield staging
     except BaseException as exc:
-        written = _size(staging)
+        full = _disk_full(exc)
+        written = _size(staging) if full else 0  # walking a large staging tree only when it is reported
         _remove(staging)
-        if _disk_full(exc):
+        if full:
             free = shutil.disk_usage(final.parent).free
             raise StrideError(
                 f"{final}: the disk ran out of space after {written / 2**20:.1f} MiB were written "

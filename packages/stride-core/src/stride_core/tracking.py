@@ -54,6 +54,11 @@ def default_tracking_uri(output: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{output.resolve().parent / TRACKING_DB}"
 
 
+def sqlite_database(uri: str) -> Path | None:
+    """The database file of a local SQLite store's URI; None for a server or another store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def tracking_timeout() -> float:
     """Seconds to wait for the tracking server before any work ($STRIDE_TRACKING_TIMEOUT, default 5)."""
     text = os.environ.get(TIMEOUT_ENV, "")
@@ -83,8 +88,8 @@ def check_tracking_store(output: Path) -> None:
                 f"start it (mlflow server --host 127.0.0.1 --port PORT ...) or unset MLFLOW_TRACKING_URI to "
                 f"record runs in the local store beside the output"
             ) from None
-    elif uri.startswith("sqlite:///"):
-        _check_local_store(Path(uri.removeprefix("sqlite:///")))
+    elif (database := sqlite_database(uri)) is not None:
+        _check_local_store(database)
 
 
 def _check_local_store(database: Path) -> None:
@@ -182,7 +187,7 @@ class RunContext:
         self._call(lambda client, run_id: client.log_artifact(run_id, str(path), artifact_path))
 
     def terminate(self, status: str) -> None:
-        """End the run (FINISHED, FAILED or KILLED); an incomplete record is tagged so."""
+        """End the run (FINISHED, FAILED or KILLED); nothing more is sent once the record is incomplete."""
         if self.incomplete:
             return
         self._call(lambda client, run_id: client.set_terminated(run_id, status))
@@ -211,9 +216,8 @@ def tracked_run(tool: str, config: dict[str, Any], output: Path, experiment: str
     except StrideError:
         raise
     except Exception as exc:
-        where = (
-            uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else f"MLFLOW_TRACKING_URI {uri}"
-        )
+        database = sqlite_database(uri)
+        where = str(database) if database is not None else f"MLFLOW_TRACKING_URI {uri}"
         first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         raise StrideError(
             f"{where}: cannot record the run ({type(exc).__name__}: {first}); free space or fix permissions "
@@ -283,10 +287,11 @@ def _create_experiment(client: MlflowClient, name: str, location: str | None) ->
 
 @contextmanager
 def _first_use_lock(uri: str) -> Iterator[None]:
-    if not uri.startswith("sqlite:///"):
+    database = sqlite_database(uri)
+    if database is None:
         yield
         return
-    lock = FileLock(uri.removeprefix("sqlite:///") + ".lock")
+    lock = FileLock(f"{database}.lock")
     try:
         with lock.acquire(timeout=120):
             yield
