@@ -91,6 +91,26 @@ def chain_commands(out: Path, *, data: list[str], train: list[str], generate: li
     ]
 
 
+def small_generation(chain: Chain, out: Path, *extra: str) -> list[str]:
+    """A `stride-generate` of 2 members in 4 steps from the chain's checkpoint and dataset (CLI name first)."""
+    return [
+        "stride-generate",
+        "--config",
+        "configs/generate_era5_uk.yaml",
+        "--checkpoint",
+        str(chain.path("checkpoint")),
+        "--dataset",
+        str(chain.path("dataset.zarr")),
+        "--out",
+        str(out),
+        "--members",
+        "2",
+        "--steps",
+        "4",
+        *extra,
+    ]
+
+
 def run_chain(commands: list[list[str]], env: dict[str, str]) -> dict[str, str]:
     """Run the commands in order, failing with the tool's own stderr; returns each tool's log."""
     logs = {}

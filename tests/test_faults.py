@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import BIN, REPO, Chain, run_cli
+from conftest import BIN, REPO, Chain, run_cli, small_generation
 
 pytestmark = pytest.mark.e2e
 
@@ -182,25 +182,13 @@ def test_concurrent_first_use_of_a_fresh_store(chain: Chain, tmp_path: Path) -> 
 
 def test_a_killed_run_is_closed_when_its_output_is_redone(chain: Chain, tmp_path: Path) -> None:
     out = tmp_path / "samples.zarr"
-    args = [
-        str(BIN / "stride-generate"),
-        "--config",
-        "configs/generate_era5_uk.yaml",
-        "--checkpoint",
-        str(chain.path("checkpoint")),
-        "--dataset",
-        str(chain.path("dataset.zarr")),
-        "--out",
-        str(out),
-        "--members",
-        "2",
-        "--steps",
-        "4",
-        "--set",
-        "date_stride=24",
-    ]
+    args = small_generation(chain, out, "--set", "date_stride=24")
     proc = subprocess.Popen(
-        args, env=chain.env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [str(BIN / args[0]), *args[1:]],
+        env=chain.env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     database = tmp_path / "mlflow.db"
     deadline = time.monotonic() + 300
@@ -214,7 +202,7 @@ def test_a_killed_run_is_closed_when_its_output_is_redone(chain: Chain, tmp_path
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
-    result = run_cli(["stride-generate", *args[1:]], chain.env)
+    result = run_cli(args, chain.env)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = dict(sqlite3.connect(database).execute("select run_uuid, status from runs").fetchall())
     assert sorted(rows.values()) == ["FINISHED", "KILLED"]

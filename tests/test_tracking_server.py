@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BIN, REPO, Chain
+from conftest import BIN, REPO, Chain, small_generation
 
 pytestmark = pytest.mark.e2e
 
@@ -158,18 +158,7 @@ def _generate(
     return subprocess.Popen(
         [
             str(BIN / "stride-generate"),
-            "--config",
-            "configs/generate_era5_uk.yaml",
-            "--checkpoint",
-            str(chain.path("checkpoint")),
-            "--dataset",
-            str(chain.path("dataset.zarr")),
-            "--out",
-            str(out),
-            "--members",
-            "2",
-            "--steps",
-            "4",
+            *small_generation(chain, out)[1:],
             "--set",
             f"max_dates={dates}",
             "--set",
