@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
-from stride_core.metrics import crps_ensemble_fair, spread_skill_ratio
+from stride_core.metrics import crps_ensemble_fair, probabilistic, spread_skill_ratio
 
 
 def crps_fair_brute_force(members: NDArray[np.float64], truth: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -81,6 +81,24 @@ def test_crps_fair_prefers_the_calibrated_ensemble() -> None:
     }
     assert score["calibrated"] < score["biased"]
     assert score["calibrated"] < score["narrow"]
+
+
+@pytest.mark.parametrize("m", [16, 17, 33])
+def test_crps_fair_in_blocks_of_float32_matches_brute_force(m: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Blocks smaller than one date and straddling dates; float32 members sorted exactly, summed in float64.
+    monkeypatch.setattr(probabilistic, "CRPS_BLOCK_POINTS", 7)
+    rng = np.random.default_rng(m)
+    truth = (280 + rng.normal(size=(3, 5, 4))).astype(np.float32)
+    members = (truth[:, None] + rng.normal(size=(3, m, 5, 4))).astype(np.float32)
+    members[1, 3, 2, 1] = np.nan
+    expected = crps_fair_brute_force(np.moveaxis(members, 1, 0).astype(np.float64), truth.astype(np.float64))
+    got = crps_ensemble_fair(members, truth, member_axis=1)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    assert np.isnan(got[1, 2, 1]) and np.isnan(got).sum() == 1
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    scalar = crps_ensemble_fair(members[0, :, 0, 0], truth[0, 0, 0], member_axis=0)
+    np.testing.assert_allclose(scalar, expected[0, 0, 0], rtol=1e-12)
 
 
 def test_crps_nan_truth_gives_nan_only_there() -> None:
