@@ -27,6 +27,7 @@ Prints a table and writes bench/results/dry_case.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -59,8 +60,16 @@ DEFAULT_OUT = Path("/tmp/precip/run")
 WET = 0.1
 WET_FREQ_TOLERANCE = 0.15
 P99_TOLERANCE = 0.20
-VARIANTS = {"sample": ("sample", 4.0), "threshold": ("threshold", 0.0), "sample_independent": ("sample", 0.0)}
+VARIANTS = {
+    "hurdle": ("hurdle", 4.0),
+    "hurdle_independent": ("hurdle", 0.0),
+    "sample": ("sample", 4.0),
+    "sample_independent": ("sample", 0.0),
+    "threshold": ("threshold", 0.0),
+}
 """Gate rules (rule, correlation length) applied to the one set of diffusion members, beside "gate_off"."""
+P_BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
+"""Bins of P(wet) for the gate's reliability table."""
 BOUND_LINE = re.compile(r"intensity bound precip: \[(\S+), (\S+)\]; clipped (\S+)% of values above")
 
 
@@ -114,33 +123,116 @@ def bound_share(log_file: Path) -> dict[str, float] | None:
     return {"low": float(match[1]), "high": float(match[2]), "share_clipped_high": float(match[3]) / 100}
 
 
-def gated_ensembles(raw: Path, checkpoint: Path, dataset: Path) -> dict[str, np.ndarray]:
+def split_batch(
+    dataset: Path, split: str, manifest: CheckpointManifest, times: np.ndarray | None = None
+) -> Any:
+    """The adapter's batch of a split's dates (all, or those at `times`) and the truth in physical units."""
+    transforms = VariableTransforms(manifest.transforms)
+    adapter = DownscalingDataset(dataset, split, transforms, manifest.features)
+    if times is None:
+        position = np.arange(len(adapter))
+    else:
+        index = [int(np.flatnonzero(adapter.times.values == time)[0]) for time in times]
+        position = np.searchsorted(adapter.windows.anchors, index)
+    batch = collate_samples([adapter[int(i)] for i in position])
+    truth = np.where(batch["mask"].numpy(), transforms.inverse_target(batch["target"].numpy()), np.nan)
+    return batch, truth[:, 0]
+
+
+def gate_logits(model: Any, manifest: CheckpointManifest, batch: Any) -> torch.Tensor:
+    with torch.no_grad():
+        logits: torch.Tensor = model.rain_gate_logits(assemble_conditioning(batch, manifest.model_spec))
+    return logits.float()
+
+
+def reliability(p_wet: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """Mean P(wet) against the wet frequency, overall and per bin of P(wet) (the gate's calibration)."""
+    valid = np.isfinite(truth)
+    p, wet = p_wet[valid], truth[valid] > WET
+    bins = []
+    for low, high in itertools.pairwise(P_BINS):
+        inside = (p >= low) & ((p < high) if high < 1 else (p <= high))
+        if inside.any():
+            bins.append(
+                {
+                    "p_range": [low, high],
+                    "n": int(inside.sum()),
+                    "mean_p": float(p[inside].mean()),
+                    "wet_freq": float(wet[inside].mean()),
+                }
+            )
+    return {"mean_p": float(p.mean()), "wet_freq": float(wet.mean()), "bins": bins}
+
+
+def platt_fit(logits: np.ndarray, wet: np.ndarray) -> tuple[float, float]:
+    """a, b of P = sigmoid(a logit + b) minimising the BCE on (logits, wet): Platt scaling, by L-BFGS."""
+    x = torch.from_numpy(logits.astype(np.float64))
+    y = torch.from_numpy(wet.astype(np.float64))
+    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([params], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(params[0] * x + params[1], y)
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    a, b = params.detach().tolist()
+    return float(a), float(b)
+
+
+def gate_calibration(model: Any, manifest: CheckpointManifest, dataset: Path) -> dict[str, Any]:
+    """Reliability of the gate on the val and test dates, and what a Platt fit on val would do to test."""
+    out: dict[str, Any] = {}
+    logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for split in ("val", "test"):
+        batch, truth = split_batch(dataset, split, manifest)
+        z = gate_logits(model, manifest, batch).numpy()[:, 0].astype(np.float64)
+        out[split] = reliability(1 / (1 + np.exp(-z)), truth)
+        valid = np.isfinite(truth)
+        logits[split] = (z[valid], truth[valid] > WET)
+    a, b = platt_fit(*logits["val"])
+    test_p = 1 / (1 + np.exp(-(a * logits["test"][0] + b)))
+    out["platt_fit_on_val"] = {"a": a, "b": b, "test_mean_p": float(test_p.mean())}
+    return out
+
+
+def gated_ensembles(
+    raw: Path, checkpoint: Path, dataset: Path
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The diffusion members of `raw` (generated with rain_gate.rule=none) under each gate rule of VARIANTS.
 
     The gate logits are computed from the checkpoint's best EMA weights on the same dates, with the same
     conditioning as stride-generate (the adapter), and each member keeps the seed stride-generate gave it.
+    Also returns the gate's calibration (gate_calibration).
     """
     manifest = read_manifest_folder(checkpoint, CheckpointManifest)
-    transforms = VariableTransforms(manifest.transforms)
-    adapter = DownscalingDataset(dataset, "test", transforms, manifest.features)
     with xr.open_zarr(raw) as samples:
         members = samples["members"].values
         seeds = samples["seeds"].values.tolist()
         times = samples["time"].values
-    index = [int(np.flatnonzero(adapter.times.values == time)[0]) for time in times]
-    position = np.searchsorted(adapter.windows.anchors, index)
     model = load_model(
         checkpoint, manifest, manifest.best_ema_weights_file or manifest.ema_weights_file, torch.device("cpu")
     )
-    batch = collate_samples([adapter[int(i)] for i in position])
-    with torch.no_grad():
-        logits = model.rain_gate_logits(assemble_conditioning(batch, manifest.model_spec)).float()
+    batch, _ = split_batch(dataset, "test", manifest, times)
+    logits = gate_logits(model, manifest, batch)
+    threshold = manifest.model_spec.rain_gate_threshold
     tensor = torch.from_numpy(members)
     out = {"gate_off": members}
     for variant, (rule, length) in VARIANTS.items():
-        gated = apply_rain_gate(tensor, logits, rule=rule, seeds=seeds, length=length)  # type: ignore[arg-type]
+        gated = apply_rain_gate(
+            tensor,
+            logits,
+            rule=rule,  # type: ignore[arg-type]
+            seeds=seeds,
+            length=length,
+            wet_threshold=threshold,
+        )
         out[variant] = gated.numpy()
-    return out
+    calibration = gate_calibration(model, manifest, dataset)
+    calibration["generated_dates_mean_p"] = float(torch.sigmoid(logits).mean())
+    return out, calibration
 
 
 def relative_error(value: float, truth: float) -> float:
@@ -217,17 +309,17 @@ def main(argv: list[str] | None = None) -> int:
         f"threads={args.threads}",
     ]
     raw = out / "gate_off" / "samples.zarr"
-    check = out / "sample_check" / "samples.zarr"
+    check = out / "hurdle_check" / "samples.zarr"
     stages["generate_gate_off"] = run_stage(
         "generate_gate_off", raw, [*generate, "--out", str(raw), "--set", "rain_gate.rule=none"], env, logs
     )
-    stages["generate_sample_check"] = run_stage(
-        "generate_sample_check", check, [*generate, "--out", str(check), "--set", "max_dates=1"], env, logs
+    stages["generate_hurdle_check"] = run_stage(
+        "generate_hurdle_check", check, [*generate, "--out", str(check), "--set", "max_dates=1"], env, logs
     )
-    ensembles = gated_ensembles(raw, checkpoint, dataset)
+    ensembles, calibration = gated_ensembles(raw, checkpoint, dataset)
     with xr.open_zarr(check) as samples:
         cli = samples["members"].values
-    consistency = float(np.abs(cli - ensembles["sample"][: len(cli)]).max())
+    consistency = float(np.abs(cli - ensembles["hurdle"][: len(cli)]).max())
     print(f"  gated here vs stride-generate on date 1: max |difference| {consistency:.3g}", flush=True)
 
     # Truth and climatology: the test targets, and the train split's frames as members at every pixel.
@@ -252,9 +344,17 @@ def main(argv: list[str] | None = None) -> int:
             **occurrence(np.where(valid, members, np.nan)),
             "crps": crps(members, truth),
             "members": int(members.shape[1]),
-            "share_all_members_dry": float(np.mean((members <= WET).all(axis=1)[np.isfinite(truth)])),
+            "share_all_members_dry": float(
+                np.mean(np.asarray((members <= WET).all(axis=1))[np.isfinite(truth)])
+            ),
             "intensity_bound": bound,
         }
+        if variant.startswith("hurdle"):
+            # The share of the draw's wet pixels where the diffusion member was dry (<= WET): lifted to the
+            # wet floor by the hurdle, and the ones the "sample" rule of the same draw loses.
+            drawn_wet = values > WET
+            raw_dry = ensembles["gate_off"] <= WET
+            results[variant]["share_drawn_wet_lifted"] = float((drawn_wet & raw_dry).sum() / drawn_wet.sum())
     assert truth is not None
     reference, clim = results["truth"], results["climatology"]
     for variant in ensembles:
@@ -298,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             "crps_below_climatology": "fair CRPS < that of the train-split climatological ensemble",
         },
         "results": results,
+        "gate_calibration": calibration,
         "gated_here_vs_cli_max_abs_diff": consistency,
         "stages": stages,
     }
@@ -305,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
     staging = args.results.with_suffix(".json.tmp")
     staging.write_text(json.dumps(report, indent=2) + "\n")
     staging.replace(args.results)
+    for split in ("val", "test"):
+        print(
+            f"gate on {split}: mean P(wet) {calibration[split]['mean_p']:.4f}, "
+            f"truth wet frequency {calibration[split]['wet_freq']:.4f}"
+        )
+    print(
+        f"gate on test after a Platt fit on val: mean P(wet) {calibration['platt_fit_on_val']['test_mean_p']:.4f}"
+    )
     print(f"\nwrote {args.results}")
     return 0
 

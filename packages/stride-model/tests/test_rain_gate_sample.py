@@ -100,3 +100,61 @@ def test_physical_members_draw_the_gate_per_member(tiny_spec: Callable[..., Mode
     # Around z = 5 every member is positive before the gate: wet share 0.3 drawn, none with the old rule.
     assert abs((sampled > 0).mean() - 0.3) < 0.03
     assert (threshold == 0).all()
+
+
+@pytest.mark.parametrize("length", [0.0, 3.0])
+def test_hurdle_wet_frequency_follows_the_probability_whatever_the_diffusion_rains(length: float) -> None:
+    # The diffusion members are dry (exact zeros and drizzle below the threshold) on the left third and wet on
+    # the rest: "sample" keeps its draw only where they rain, the hurdle rains at P(wet) everywhere.
+    logits = _known_probability()
+    drizzle = torch.rand(1, M, 1, 24, 32, generator=torch.Generator().manual_seed(1)) * 0.1
+    drizzle[..., :4] = 0.0
+    members = torch.where(torch.arange(32) < 11, drizzle, 0.5 + drizzle)
+    seeds = [list(range(M))]
+    hurdle = apply_rain_gate(members, logits, rule="hurdle", seeds=seeds, length=length, wet_threshold=0.1)
+    sample = apply_rain_gate(members, logits, rule="sample", seeds=seeds, length=length)
+    p = torch.sigmoid(logits.double()).numpy()[0, 0]
+    frequency = (hurdle > 0.1).double().mean(dim=1).numpy()[0, 0]
+    z = (frequency - p) / np.sqrt(p * (1 - p) / M)
+    assert np.abs(z).max() < 4.5, np.abs(z).max()
+    assert ((sample > 0.1).double().mean(dim=1)[..., :11] == 0).all()  # the product of both occurrences
+    # The same draw: dry pixels agree (exact 0), wet pixels keep the diffusion's value where it rains and the
+    # smallest float32 above the threshold where it does not.
+    drawn_wet = hurdle > 0
+    assert torch.equal(drawn_wet[..., 11:], sample[..., 11:] > 0)
+    assert torch.equal(hurdle[..., 11:], sample[..., 11:])
+    lifted = hurdle[..., :11][drawn_wet[..., :11]]
+    assert lifted.unique().tolist() == [float(np.nextafter(np.float32(0.1), np.float32(1)))]
+    assert (hurdle[~drawn_wet] == 0).all()
+
+
+def test_hurdle_member_is_the_same_alone_and_needs_the_threshold() -> None:
+    logits = torch.zeros(2, 1, 24, 32)
+    members = torch.rand(2, 3, 1, 24, 32, generator=torch.Generator().manual_seed(0)) * 0.2
+    seeds = [[10, 11, 12], [13, 14, 15]]
+    ensemble = apply_rain_gate(members, logits, rule="hurdle", seeds=seeds, length=2, wet_threshold=0.1)
+    alone = apply_rain_gate(
+        members[1:, 1:2], logits[1:], rule="hurdle", seeds=[[14]], length=2, wet_threshold=0.1
+    )
+    assert torch.equal(ensemble[1:, 1:2], alone)
+    with pytest.raises(ValueError, match="needs the gate's wet_threshold"):
+        apply_rain_gate(members, logits, rule="hurdle", seeds=seeds)
+
+
+def test_physical_members_hurdle_rains_at_the_gate_probability(tiny_spec: Callable[..., ModelSpec]) -> None:
+    spec = tiny_spec(use_rain_gate=True, rain_gate_threshold=0.1)
+    model = build_model(spec).eval()
+    torch.nn.init.constant_(model.rain_gate.out.bias, -0.85)  # P(wet) = 0.3 everywhere
+    # z-scored around -5: every diffusion member is negative (clipped dry) before the gate.
+    dry = TransformSet(
+        target=[VariableTransform(variable="precip", transform=ZScoreSpec(mean=-5.0, std=1.0))],
+        dynamic=[],
+        static=[],
+    )
+    cond = Conditioning(torch.randn(1, 3, 16, 24, generator=torch.Generator().manual_seed(3)))
+    options = {"num_steps": 2, "sigma_max": 2.0}
+    transforms = VariableTransforms(dry)
+    hurdle = physical_members(model, spec, cond, [list(range(40))], transforms, rain_gate="hurdle", **options)
+    alone = physical_members(model, spec, cond, [[7]], transforms, rain_gate="hurdle", **options)
+    np.testing.assert_array_equal(hurdle[:, 7:8], alone)
+    assert abs((hurdle > 0.1).mean() - 0.3) < 0.03

@@ -29,10 +29,12 @@ def physical_members(
     """Members [B, M, C_out, H, W] in physical units; a regression model gives its one prediction (M = 1).
 
     `sampler` goes to sample_ensemble (num_steps, sigma_max, S_churn, ...). With a RainGate, pixels the gate
-    calls dry are exactly 0: by default ("threshold") where P(wet) < 0.5, in every member; with "sample"
-    each member draws them from P(wet) with a generator of its own seed (correlation length rain_gate_length
-    HR pixels), so member k depends on seeds[b][k] alone; "none" keeps the members as sampled. The gate
-    sees only the conditioning, so its probabilities are evaluated once per date.
+    calls dry are exactly 0: with "threshold" (this function's default) where P(wet) < 0.5, in every member;
+    with "sample" and "hurdle" each member draws them from P(wet) with a generator of its own seed
+    (correlation length rain_gate_length HR pixels), so member k depends on seeds[b][k] alone, and "hurdle"
+    lifts the drawn-wet pixels to at least the gate's wet threshold (spec.rain_gate_threshold); "none" keeps
+    the members as sampled. The gate sees only the conditioning, so its probabilities are evaluated once per
+    date.
     """
     if spec.kind == "regression":
         prediction = model(cond)[:, None]
@@ -49,5 +51,6 @@ def physical_members(
             rule=rule,
             seeds=seeds,
             length=rain_gate_length,
+            wet_threshold=spec.rain_gate_threshold,
         )
     return members.numpy().astype(np.float32, copy=False)
