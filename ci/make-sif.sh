@@ -102,7 +102,7 @@ SH
   mkdir -p "$work/$cli/extracted/proc"
   help=$(env -i HOME=/tmp PATH=/usr/bin:/bin unshare --mount --pid --fork --mount-proc="$work/$cli/extracted/proc" \
     /usr/sbin/chroot --userspec=1000:1000 "$work/$cli/extracted" /.singularity.d/actions/run --help)
-  grep -q "^usage: $cli" <<< "$help" || { echo "make-sif: the runscript of $sif did not print $cli's usage" >&2; exit 1; }
+  grep -q "^Usage: $cli" <<< "$help" || { echo "make-sif: the runscript of $sif did not print $cli's usage" >&2; exit 1; }
   rm -rf "${work:?}/$cli"
   printf '%-20s %10s %8s %s\n' "$cli" "$(du -h "$sif" | cut -f1)" "$build_s" "siftool list/info/dump ok; runscript in chroot ok"
 done

@@ -24,7 +24,7 @@ while read -r cli version _kind; do
   t=$SECONDS
   help=$("$DOCKER" run --rm --network host "$image" --help 2>&1) || fail "$image --help exited $?"
   help_s=$((SECONDS - t))
-  grep -q "^usage: $cli" <<< "$help" || fail "$image --help does not print $cli's usage"
+  grep -q "^Usage: $cli" <<< "$help" || fail "$image --help does not print $cli's usage"
   uid=$("$DOCKER" run --rm --network host --entrypoint id "$image" -u)
   [ "$uid" = 1000 ] || fail "$image runs as uid $uid, not the non-root stride (1000)"
   label=$("$DOCKER" image inspect --format '{{index .Config.Labels "org.opencontainers.image.version"}}' "$image")

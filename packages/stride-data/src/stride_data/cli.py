@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 
-from stride_core.cli import Option, Tool, build_parser, execute
+from stride_core.cli import Option, Tool, command, group, invoke
 from stride_data.build import build_dataset
 from stride_data.config import DataBuildConfig
 
@@ -31,20 +29,16 @@ BUILD = Tool(
 )
 
 
+CLI = group(
+    "stride-data",
+    "Build STRIDE datasets from NetCDF/Zarr (and, with stride-data[grib], GRIB) climate sources.",
+    EXAMPLE,
+    [command(BUILD, "build")],
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="stride-data",
-        description="Build STRIDE datasets from NetCDF/Zarr (and, with stride-data[grib], GRIB) climate sources.",
-        epilog="example:\n  " + EXAMPLE.strip().replace("\n", "\n  "),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    build_parser(BUILD, commands.add_parser("build", help=BUILD.summary))
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
-    return execute(BUILD, args)
+    return invoke(CLI, argv)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stride_core.cli import Option, Tool, build_parser, execute, run_tool
+from stride_core.cli import Option, Tool, command, group, invoke
 from stride_generate.config import GenerateConfig
 from stride_generate.export import ExportConfig, run_export
 from stride_generate.run import run_generate
@@ -47,13 +45,21 @@ EXPORT = Tool(
 )
 
 
+CLI = group(
+    "stride-generate",
+    "Sample downscaled ensembles into samples.zarr (`sample`, the default: `stride-generate --checkpoint ...` "
+    "samples) or export a samples.zarr to CF NetCDF (`export`).",
+    TOOL.example + "\n" + EXPORT.example,
+    [
+        command(TOOL, "sample", "Sample ensembles and their PMM into samples.zarr (the default command)."),
+        command(EXPORT, "export", "Write a samples.zarr as a CF-1.8 NetCDF file."),
+    ],
+    default="sample",
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["export"]:  # a subcommand; plain `stride-generate --config ...` samples as before
-        return execute(
-            EXPORT, build_parser(EXPORT, argparse.ArgumentParser(prog=EXPORT.name)).parse_args(arguments[1:])
-        )
-    return run_tool(TOOL, arguments)
+    return invoke(CLI, argv)
 
 
 if __name__ == "__main__":
