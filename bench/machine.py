@@ -46,6 +46,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_bf16() -> dict[str, Any]:
+    """Which native bf16 instructions this CPU reports, and the SIMD level torch dispatches to."""
+    import torch
+
+    from stride_train.precision import BF16_CPU_FLAGS, cpu_flags
+
+    flags = cpu_flags()
+    return {
+        "bf16_flags": {flag: flag in flags for flag in BF16_CPU_FLAGS},
+        "avx512f": "avx512f" in flags,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
 def machine() -> dict[str, Any]:
     memory = psutil.virtual_memory()
     return {

@@ -1,3 +1,4 @@
+import math
 import os
 import signal
 from pathlib import Path
@@ -87,3 +88,35 @@ def test_resume_refuses_a_changed_config(
 def test_regression_kind_trains(tiny_args: list[str], tmp_path: Path) -> None:
     assert train(tiny_args, tmp_path / "reg", "--steps", "2", "--set", "model.kind=regression") == 0
     assert read_manifest_folder(tmp_path / "reg", CheckpointManifest).model_spec.kind == "regression"
+
+
+def test_bf16_precision_trains_and_loads_like_fp32(tiny_args: list[str], tmp_path: Path) -> None:
+    assert train(tiny_args, tmp_path / "default", "--steps", "3") == 0
+    assert train(tiny_args, tmp_path / "fp32", "--steps", "3", "--set", "training.precision=fp32") == 0
+    assert train(tiny_args, tmp_path / "bf16", "--steps", "3", "--set", "training.precision=bf16") == 0
+    default, fp32, bf16 = (
+        load_weights(tmp_path / name / "ema_weights.pt") for name in ("default", "fp32", "bf16")
+    )
+    # fp32 is the default, bit for bit (no autocast region at all).
+    assert all(torch.equal(fp32[key], value) for key, value in default.items())
+    # bf16 autocast covers the forward pass only: the saved weights stay float32, finite, loadable as fp32's
+    # are, and differ from fp32's by the forward pass's rounding.
+    assert all(value.dtype == torch.float32 and torch.isfinite(value).all() for value in bf16.values())
+    assert bf16.keys() == fp32.keys()
+    assert any(not torch.equal(bf16[key], value) for key, value in fp32.items())
+    manifest = read_manifest_folder(tmp_path / "bf16", CheckpointManifest)
+    reference = read_manifest_folder(tmp_path / "fp32", CheckpointManifest)
+    assert manifest.training_config["training"]["precision"] == "bf16"
+    assert math.isfinite(manifest.final_metrics["loss"])
+    assert manifest.final_metrics["loss"] == pytest.approx(reference.final_metrics["loss"], rel=0.1)
+    # The precision is an MLflow param of the run.
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert sorted(run.data.params["training.precision"] for run in runs) == ["bf16", "fp32", "fp32"]
+
+
+def test_precision_is_validated(
+    tiny_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train(tiny_args, tmp_path / "ckpt", "--steps", "1", "--set", "training.precision=bf17") == 2
+    assert "training.precision" in capsys.readouterr().err

@@ -28,6 +28,7 @@ from stride_train.data import TrainingData
 from stride_train.distributed import World
 from stride_train.inline_eval import InlineEvaluator
 from stride_train.objective import draw_edm
+from stride_train.precision import native_bf16
 from stride_train.state import load_state, save_state, training_fingerprint
 from stride_train.step import TrainStep
 from stride_train.validation import BestWeights, Validator
@@ -197,6 +198,13 @@ def train(
         loop.batch_size,
         loop.precision,
     )
+
+    if loop.precision == "bf16" and not native_bf16(device):
+        log.warning(
+            "training.precision=bf16 on %s, which has no bf16 arithmetic: expect steps many times slower than "
+            "fp32 (about 45x for matmuls and convolutions on AMD Zen 3, bench/results/peak.json)",
+            device,
+        )
 
     mine = world.share(loop.batch_size)
     sample_shape = (spec.out_channels, *data.counts.hr_shape)
