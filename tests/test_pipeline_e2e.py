@@ -96,14 +96,25 @@ def test_samples(chain: Chain) -> None:
 def test_metrics_cover_stride_and_bicubic(chain: Chain) -> None:
     manifest = parquet_manifest(chain.path("metrics.parquet"))
     table = pd.read_parquet(chain.path("metrics.parquet"))
-    assert manifest["models"] == ["bicubic", "bilinear", "stride"]
+    assert manifest["models"] == [
+        "bicubic",
+        "bilinear",
+        "climatology",
+        "stride",
+    ]  # climatology: on by default
     overall = table[table["date"].isna() & table["wavenumber"].isna()]
     for model in ("stride", "bicubic", "bilinear"):
         metrics = set(overall[overall["model"] == model]["metric"])
         assert {"crps", "rmse_mean", "mae_mean", "bias_mean", "spectrum_error"} <= metrics, model
     stride = set(overall[overall["model"] == "stride"]["metric"])
     assert {"spread_skill", "rmse_pmm", "mae_pmm", "bias_pmm"} <= stride
-    assert set(table[table["metric"] == "psd"]["model"]) == {"truth", "stride", "bicubic", "bilinear"}
+    assert set(table[table["metric"] == "psd"]["model"]) == {
+        "truth",
+        "stride",
+        "bicubic",
+        "bilinear",
+        "climatology",
+    }
     assert np.isfinite(table["value"]).all()
 
 

@@ -31,12 +31,14 @@ def write_samples(
     start: str = "2020-01-01",
     freq: str = "D",
     chunk_dates: int = 1,
+    has_target: bool = True,
+    lr_offset: float = 0.0,
 ) -> Path:
     """samples.zarr of one target variable: members [time, member, H, W], truth [time, H, W] (NaN allowed)."""
     n_times, n_members, height, width = members.shape
     lat = np.linspace(58, 50, height)
     weights = np.broadcast_to(latitude_area_weights(lat)[:, None], (height, width))
-    lr = coarsen_conservative(np.nan_to_num(truth, nan=float(np.nanmean(truth))), factor, weights)
+    lr = coarsen_conservative(np.nan_to_num(truth, nan=float(np.nanmean(truth))), factor, weights) + lr_offset
     dataset = xr.Dataset(
         {
             "members": (("time", "member", "var", "y", "x"), members[:, :, None].astype(np.float32)),
@@ -84,8 +86,10 @@ def write_samples(
         model_kind=model_kind,
         checkpoint_step=1,
         transforms=TransformSet(target=[transform], dynamic=[transform], static=[]),
-        has_target=True,
+        has_target=has_target,
     )
+    if not has_target:  # as stride-generate writes an inference store: the target array all NaN
+        dataset["target"] = xr.full_like(dataset["target"], np.nan)
     write_zarr_artifact(dataset, manifest, path)
     return path
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from stride_contracts import METRIC_QUALIFIERS
+from stride_core.tracking import TRACKING_DB
 from stride_eval.cli import main
 
 
@@ -84,6 +86,13 @@ def test_full_mode_with_a_comparison_store(stores: dict[str, Path], tmp_path: Pa
     assert set(crpss["reference"]) == {"bicubic", "bilinear"} and set(crpss["model"]) >= {"stride", "reg"}
     figures = sorted(p.name for p in (tmp_path / "metrics_figures").glob("*.png"))
     assert "probabilistic_precip.png" in figures and "scale_precip.png" in figures
+    # MLflow: a model-training experiment (the UI opens on its runs table), the figures as artifacts.
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / TRACKING_DB}")
+    (experiment,) = [e for e in client.search_experiments() if e.name != "Default"]
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    (run,) = client.search_runs([experiment.experiment_id])
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert {f"figures/{name}" for name in figures} == logged
 
 
 def test_regression_store_is_labelled_regression_and_plots_mode_writes_no_table(
@@ -120,6 +129,53 @@ def test_comparison_on_another_grid_or_other_dates_is_a_one_line_error(
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1 and "--compare v2=" in err
         assert not out.exists()
+
+
+def test_perturbation_response_of_a_store_from_perturbed_inputs(
+    tmp_path: Path, write_samples: Writer
+) -> None:
+    # The same seeds on inputs 2 K warmer: members 1.6 K warmer carry 80% of the imposed change.
+    rng = np.random.default_rng(5)
+    truth = (280 + rng.normal(size=(6, 16, 16))).astype(np.float32)
+    members = (truth[:, None] + rng.normal(size=(6, 3, 16, 16))).astype(np.float32)
+    base = write_samples(tmp_path / "base.zarr", members, truth)
+    warm = write_samples(tmp_path / "warm.zarr", members + 1.6, truth, lr_offset=2.0)
+    twin = write_samples(tmp_path / "twin.zarr", members + 0.5, truth)  # same inputs: no perturbation
+    out = tmp_path / "m.parquet"
+    args = [
+        "--samples",
+        str(base),
+        "--out",
+        str(out),
+        "--compare",
+        f"warm={warm}",
+        "--compare",
+        f"twin={twin}",
+    ]
+    assert main([*args, "--set", "families=[features]", "--set", "baselines=[]"]) == 0
+    table = pd.read_parquet(out)
+    rows = table[table["metric"].str.startswith("perturbation")]
+    values = dict(zip(rows["metric"], rows["value"], strict=True))
+    assert set(rows["model"]) == {"warm"} and set(rows["reference"]) == {"stride"}
+    assert values["perturbation_imposed"] == pytest.approx(2.0, rel=1e-5)
+    assert values["perturbation_response"] == pytest.approx(1.6, rel=1e-4)
+    assert values["perturbation_ratio"] == pytest.approx(0.8, rel=1e-4)
+    lr_bias = table[(table["metric"] == "lr_bias")].set_index("model")["value"]
+    assert lr_bias["warm"] == pytest.approx(lr_bias["stride"] - 0.4, abs=1e-4)  # against its own input
+
+
+def test_samples_without_a_target_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], write_samples: Writer
+) -> None:
+    members, truth = precip_case()
+    blind = write_samples(
+        tmp_path / "blind.zarr", members, truth, variable="precip", units="mm h-1", has_target=False
+    )
+    out = tmp_path / "m.parquet"
+    assert main(["--samples", str(blind), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has no target values" in err and "generate from a dataset with targets" in err
+    assert len(err.splitlines()) == 1 and not out.exists()
 
 
 @pytest.mark.parametrize(

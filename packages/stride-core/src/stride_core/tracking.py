@@ -28,6 +28,10 @@ MAX_PARAM_CHARS = 500
 TRACKING_DB = "mlflow.db"
 ARTIFACT_FOLDER = "mlartifacts"
 TIMEOUT_ENV = "STRIDE_TRACKING_TIMEOUT"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: "custom_model_development"}
+"""MLflow 3's UI opens an experiment of this kind on its runs table (model training), not on the GenAI
+overview it infers for an experiment without the tag."""
 DEFAULT_TIMEOUT_S = 5.0
 MIN_FREE_BYTES = 16 * 2**20
 """The local store needs room for its schema and a run's rows; below this the disk counts as full."""
@@ -250,6 +254,10 @@ def _start_run(
         found = client.get_experiment_by_name(experiment)
         if found is not None:
             experiment_id = found.experiment_id
+            if EXPERIMENT_KIND_TAG not in found.tags:  # a store made before the tag was set
+                client.set_experiment_tag(
+                    experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_TAGS[EXPERIMENT_KIND_TAG]
+                )
         else:
             location = None
             if not os.environ.get("MLFLOW_TRACKING_URI"):
@@ -277,7 +285,7 @@ def _create_experiment(client: MlflowClient, name: str, location: str | None) ->
     """Create the experiment, or take the one another CLI created a moment earlier on the same server (the
     file lock covers only a local store; on a server the second create answers RESOURCE_ALREADY_EXISTS)."""
     try:
-        return str(client.create_experiment(name, artifact_location=location))
+        return str(client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS))
     except Exception:
         found = client.get_experiment_by_name(name)
         if found is None:

@@ -36,6 +36,12 @@ DEFAULT_FAMILIES: tuple[FamilyName, ...] = (
     "features",
 )
 """Every family but the legacy 'occurrence' (folded into 'distributions')."""
+DEFAULT_BASELINES: tuple[Literal["bicubic", "bilinear", "climatology"], ...] = (
+    "bicubic",
+    "bilinear",
+    "climatology",
+)
+"""On by default; climatology only where the training split is found (the samples' lineage or baseline.dataset)."""
 Mode = Literal["minimal", "metrics", "plots", "full"]
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -57,11 +63,13 @@ class EvalConfig(StrictConfig):
         description="Families to run ('occurrence' is part of 'distributions', kept for old configs).",
     )
     baselines: list[Literal["bicubic", "bilinear", "climatology", "qdm"]] = Field(
-        default=["bicubic", "bilinear"],
+        default=list(DEFAULT_BASELINES),
         description="Baselines scored beside the model, and the references of the CRPS skill scores: "
         "bicubic/bilinear interpolation of the LR input and qdm (interpolation + quantile mapping fitted on "
         "the training split) when the target is an LR input; climatology (an ensemble of training-split "
-        "truths of the same season) always, when the samples' dataset is known (see `baseline`).",
+        "truths of the same season, the standard reference when the target is not an LR input) whenever "
+        "the samples' dataset is known (see `baseline`; skipped with a warning otherwise). "
+        "--set baselines=[bicubic,bilinear] turns climatology off.",
     )
     baseline: BaselineSettings = Field(
         default_factory=BaselineSettings, description="Settings of the climatology and qdm baselines."
@@ -102,6 +110,11 @@ class EvalConfig(StrictConfig):
         default=[1, 5, 11, 25], description="spatial family: FSS neighbourhood widths in HR pixels."
     )
     pool_factors: list[int] = Field(default=[2, 4, 8], description="scale family: average-pooling factors.")
+    variogram_lags: list[int] = Field(
+        default=[1, 2, 4, 8, 16, 32],
+        description="spatial family: semivariogram lags in HR pixels (those not below the grid's size are "
+        "skipped).",
+    )
     lags: list[int] = Field(
         default=[1, 2], description="temporal family: autocorrelation lags in time steps."
     )
@@ -159,7 +172,7 @@ class EvalConfig(StrictConfig):
                 raise ValueError(f"quantile level {level} must be strictly between 0 and 1")
         return value
 
-    @field_validator("fss_scales", "pool_factors", "lags")
+    @field_validator("fss_scales", "pool_factors", "lags", "variogram_lags")
     @classmethod
     def _positive(cls, value: list[int]) -> list[int]:
         for item in value:

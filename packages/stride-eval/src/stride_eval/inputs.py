@@ -64,6 +64,7 @@ class EvalInputs:
     quantile_levels: tuple[float, ...] = (0.9, 0.95, 0.99, 0.999)
     fss_scales: tuple[int, ...] = (1, 5, 11, 25)
     pool_factors: tuple[int, ...] = (2, 4, 8)
+    variogram_lags: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     lags: tuple[int, ...] = (1,)
     dates: tuple[datetime, ...] = ()
     """Dates the dates family scores one by one."""
@@ -72,6 +73,11 @@ class EvalInputs:
     lr: Array | None = None
     """[time, y_lr, x_lr]: this variable's LR conditioning, when it is among the LR inputs."""
     factor: int = 1
+    lr_by_model: dict[str, Array] = field(default_factory=dict)
+    """Each samples store's own LR conditioning of this variable (a store generated from perturbed inputs
+    differs from the evaluated one's: the features family measures the response)."""
+    evaluated: str | None = None
+    """The label of --samples (the unperturbed reference of a perturbation response)."""
     references: tuple[str, ...] = ()
     """Models that skill scores (crpss) are computed against: the baselines."""
     lat_descending: bool = True

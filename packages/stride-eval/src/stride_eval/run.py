@@ -68,20 +68,23 @@ def thresholds_for(
 
 def predictions_for(
     config: EvalConfig, main: SamplesStore, others: list[SamplesStore], channel: int, dates: slice | None
-) -> tuple[dict[str, Prediction], np.ndarray | None]:
-    """Every model's prediction of target `channel` (all dates, or a slice), and the variable's LR input."""
+) -> tuple[dict[str, Prediction], np.ndarray | None, dict[str, np.ndarray]]:
+    """Every model's prediction of target `channel` (all dates, or a slice), the variable's LR input, and each
+    store's own LR input of it (where it is one)."""
     variable = main.manifest.target[channel]
     predictions: dict[str, Prediction] = {}
+    lr_by_model: dict[str, np.ndarray] = {}
     for store in (main, *others):
         index = [v.name for v in store.manifest.target].index(variable.name)
         predictions[store.label] = store_prediction(
             store, index, store.load("members", dates), store.load("pmm", dates)
         )
-    dynamic_names = [v.name for v in main.manifest.dynamic]
+        inputs = [v.name for v in store.manifest.dynamic]
+        if variable.name in inputs:
+            lr_by_model[store.label] = store.load("cond_dynamic", dates)[:, inputs.index(variable.name)]
     interpolations = [name for name in config.baselines if name in UPSAMPLERS]
-    lr = None
-    if variable.name in dynamic_names:
-        lr = main.load("cond_dynamic", dates)[:, dynamic_names.index(variable.name)]
+    lr = lr_by_model.get(main.label)
+    if lr is not None:
         for baseline in interpolations:
             upsample = UPSAMPLERS[baseline]
             predictions[baseline] = Prediction(
@@ -93,7 +96,7 @@ def predictions_for(
     predictions |= baseline_predictions(
         config.baselines, main.manifest, variable.name, times, lr, config.baseline
     )
-    return predictions, lr
+    return predictions, lr, lr_by_model
 
 
 def run_eval(config: EvalConfig, run: RunContext) -> None:
@@ -149,26 +152,30 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
             quantile_levels=tuple(config.quantiles),
             fss_scales=tuple(config.fss_scales),
             pool_factors=tuple(config.pool_factors),
+            variogram_lags=tuple(config.variogram_lags),
             lags=tuple(config.lags),
             dates=tuple(config.dates),
             top_dates=config.top_dates,
             factor=manifest.grid.factor,
             references=tuple(config.baselines),
+            evaluated=main.label,
             lat_descending=manifest.grid.lat_descending,
         )
         if config.chunk_dates is not None:
             stream = StreamingEvaluation(template, families)
             for start in range(0, len(times), config.chunk_dates):
                 dates = slice(start, min(start + config.chunk_dates, len(times)))
-                predictions, lr = predictions_for(config, main, others, channel, dates)
+                predictions, lr, _ = predictions_for(config, main, others, channel, dates)
                 chunk = replace(
                     template, times=times[dates], truth=truth[dates], predictions=predictions, lr=lr
                 )
                 stream.update(masked_inputs(chunk, static_valid))
             rows += stream.rows()
             continue
-        predictions, lr = predictions_for(config, main, others, channel, None)
-        inputs = masked_inputs(replace(template, predictions=predictions, lr=lr), static_valid)
+        predictions, lr, lr_by_model = predictions_for(config, main, others, channel, None)
+        inputs = masked_inputs(
+            replace(template, predictions=predictions, lr=lr, lr_by_model=lr_by_model), static_valid
+        )
         for name in families:
             family = REGISTRY[name]
             if config.mode in ("plots", "full"):
@@ -181,7 +188,7 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
             log.info("%s %s: %d rows", name, variable.name, len(family_rows))
 
     for figure_path in figures:
-        run.log_artifact(figure_path)
+        run.log_artifact(figure_path, "figures")
     if config.mode == "plots":
         log.info("wrote %d figures to %s", len(figures), config.figures_dir())
         return

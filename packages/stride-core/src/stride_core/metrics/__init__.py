@@ -9,6 +9,7 @@ statistic of a forecast alone (a spectrum, a PMM, a quantile) sees the same pixe
 
 from stride_core.metrics.deterministic import bias, mae, rmse
 from stride_core.metrics.distributions import (
+    block_maxima,
     common_bins,
     dry_spell_lengths,
     lag_autocorrelation,
@@ -38,6 +39,7 @@ from stride_core.metrics.spatial import (
     fractions_skill_score,
     fss_terms,
     pointwise_correlation,
+    semivariogram,
     weighted_mean,
     window_sums,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "bias",
     "bicubic_upsample",
     "bilinear_upsample",
+    "block_maxima",
     "brier_score_fair",
     "common_bins",
     "crps_ensemble_fair",
@@ -70,6 +73,7 @@ __all__ = [
     "relative_histogram",
     "reliability_curve",
     "rmse",
+    "semivariogram",
     "spectrum_error",
     "spread_skill_ratio",
     "wasserstein_1",

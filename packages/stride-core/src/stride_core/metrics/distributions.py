@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -109,3 +110,20 @@ def quantiles(values: ArrayLike, levels: ArrayLike) -> NDArray[np.floating[Any]]
     if sample.size == 0:
         return np.full(probs.shape, np.nan)
     return np.asarray(np.quantile(sample, probs), dtype=np.float64)
+
+
+def block_maxima(values: ArrayLike, blocks: ArrayLike) -> tuple[NDArray[np.float64], NDArray[Any]]:
+    """Maximum of `values` [time, ...] over the dates of each block (e.g. each year), at every point.
+
+    `blocks` [time] labels each date's block. NaN values are skipped; a point that is NaN on every date of
+    a block is NaN there. Returns (maxima [n_blocks, ...], the block labels in sorted order).
+    """
+    data = np.asarray(values)
+    labels = np.asarray(blocks)
+    if labels.shape != data.shape[:1]:
+        raise ValueError(f"blocks shape {labels.shape} does not match the time axis of values {data.shape}")
+    names = np.unique(labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points stay NaN
+        maxima = np.stack([np.fmax.reduce(data[labels == name], axis=0) for name in names])
+    return maxima.astype(np.float64, copy=False), names

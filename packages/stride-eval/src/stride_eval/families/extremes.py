@@ -4,7 +4,14 @@ Pooled like the distributions family (valid pixels of every date and member). `q
 0.95, 0.99, 0.999 for the truth and each model, `quantile_rel_error = (q_model - q_truth) / |q_truth|`
 (skipped where the truth's quantile is 0, e.g. a dry 90th percentile), and `exceedance_ratio`: the share
 of the model's values above the truth's quantile (and above each configured threshold) over the truth's
-share (1 is right, below 1 too few extremes). Block maxima per period are not computed yet.
+share (1 is right, below 1 too few extremes).
+
+Block maxima: when the dates span at least two years, the annual maximum at every pixel (of the truth and
+of each member), else at least two months, the monthly maximum; a block counts when it has at least half
+the dates of the fullest block (a partial first or last month does not). `annual_max` / `monthly_max` rows
+per block (date = "YYYY" / "YYYY-MM") and over all blocks, the mean over valid pixels, blocks and members,
+and `annual_max_rel_error` / `monthly_max_rel_error` of each model against the truth's. Periods are read
+from the dates' ISO text, so any calendar (360_day, noleap) works.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from stride_contracts import MetricRow
+from stride_core.calendars import iso_strings
 from stride_core.maps import new_figure
-from stride_core.metrics import quantiles
+from stride_core.metrics import block_maxima, quantiles
 from stride_eval.families.base import Family, finite, is_broken, pooled_values, truth_values
 from stride_eval.inputs import EvalInputs
 
@@ -73,7 +81,58 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
                         quantile=threshold_level,
                     )
                 )
+    rows += block_maxima_rows(inputs)
     return [r for r in rows if finite(r.value)]
+
+
+PERIODS = (("annual", 4), ("monthly", 7))
+"""Block period and the length of its ISO prefix ("YYYY", "YYYY-MM"), longest first."""
+
+
+def blocks_of(inputs: EvalInputs) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """(period, block label per date, which dates count) for the longest period with >= 2 full blocks."""
+    stamps = iso_strings(inputs.times)
+    for period, length in PERIODS:
+        labels = np.array([stamp[:length] for stamp in stamps])
+        names, counts = np.unique(labels, return_counts=True)
+        full = names[counts * 2 >= counts.max()]
+        if full.size >= 2:
+            return period, labels, np.isin(labels, full)
+    return None
+
+
+def block_maxima_rows(inputs: EvalInputs) -> list[MetricRow]:
+    found = blocks_of(inputs)
+    if found is None:
+        return []
+    period, labels, keep = found
+    metric = f"{period}_max"
+    truth_max, names = block_maxima(inputs.truth[keep], labels[keep])
+    reference = float(np.nanmean(truth_max))
+    rows = [inputs.row("truth", metric, NAME, reference)]
+    rows += [
+        inputs.row("truth", metric, NAME, float(np.nanmean(m)), date=str(name))
+        for name, m in zip(names, truth_max, strict=True)
+        if np.isfinite(m).any()
+    ]
+    for model, prediction in inputs.predictions.items():
+        if is_broken(prediction, inputs.valid):
+            continue
+        maxima, _ = block_maxima(prediction.fields[keep], labels[keep])  # [block, (member,) H, W]
+        value = float(np.nanmean(maxima))
+        rows.append(inputs.row(model, metric, NAME, value))
+        rows += [
+            inputs.row(model, metric, NAME, float(np.nanmean(m)), date=str(name))
+            for name, m in zip(names, maxima, strict=True)
+            if np.isfinite(m).any()
+        ]
+        if reference != 0:
+            rows.append(
+                inputs.row(
+                    model, f"{metric}_rel_error", NAME, (value - reference) / abs(reference), units="1"
+                )
+            )
+    return rows
 
 
 def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:

@@ -5,7 +5,10 @@ each pixel by its area: cos(latitude) on lat/lon grids, uniform on projected (eq
 high-latitude pixel does not count as much as an equatorial one. RMSE aggregates the squared error
 (sqrt of the weighted mean MSE map). The fractions skill score is of the members (pooled over members and
 dates, Roberts and Lean 2008) at every threshold and neighbourhood width; invalid pixels are no event in
-either field. The variogram is not computed yet.
+either field. The semivariogram (Matheron's estimator along rows and columns, pooled over dates and
+members) of the truth and each model at `variogram_lags`: `variogram` rows per lag (scale = lag in pixels,
+units the variable's squared) and `variogram_log_error`, the mean over lags of |log10(gamma_model /
+gamma_truth)| (0 when the model's spatial structure matches; log so every lag counts alike).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from matplotlib.figure import Figure
 
 from stride_contracts import MetricRow
 from stride_core.maps import new_figure
-from stride_core.metrics import fss_terms, pointwise_correlation, weighted_mean
+from stride_core.metrics import fss_terms, pointwise_correlation, semivariogram, weighted_mean
 from stride_eval.families.base import Family, finite
 from stride_eval.inputs import EvalInputs
 
@@ -46,6 +49,7 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
         return rows
     height, width = inputs.truth.shape[-2:]
     sizes = [s for s in inputs.fss_scales if s <= min(height, width)]
+    rows += variogram_rows(inputs)
     for model, prediction in inputs.predictions.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels give NaN maps, skipped below
@@ -82,6 +86,29 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
                         )
                     )
     return rows
+
+
+def variogram_rows(inputs: EvalInputs) -> list[MetricRow]:
+    lags = tuple(h for h in inputs.variogram_lags if h < min(inputs.truth.shape[-2:]))
+    if not lags:
+        return []
+    units = f"({inputs.units})^2"
+    truth = semivariogram(inputs.truth, lags)
+    rows = [
+        inputs.row("truth", "variogram", NAME, g, units=units, scale=float(h))
+        for h, g in zip(lags, truth, strict=True)
+    ]
+    for model, prediction in inputs.predictions.items():
+        gamma = semivariogram(prediction.fields, lags)
+        rows += [
+            inputs.row(model, "variogram", NAME, g, units=units, scale=float(h))
+            for h, g in zip(lags, gamma, strict=True)
+        ]
+        usable = (truth > 0) & (gamma > 0)
+        if usable.any():
+            error = float(np.mean(np.abs(np.log10(gamma[usable] / truth[usable]))))
+            rows.append(inputs.row(model, "variogram_log_error", NAME, error, units="1"))
+    return [r for r in rows if finite(r.value)]
 
 
 def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
