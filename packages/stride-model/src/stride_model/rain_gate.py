@@ -32,7 +32,7 @@ areas, not as salt and pepper).
 Why the hurdle, and why not recalibrating P(wet) (measured on the dry case, `make bench-dry-case`, 10 test
 dates x 8 members; bench/results/dry_case.json): the gate's probabilities are calibrated on the test dates
 (mean P(wet) 0.159 against a wet frequency of 0.155; per P bin 0.19/0.40/0.60/0.81/0.97 against
-0.23/0.42/0.59/0.74/0.89), while the diffusion members alone rain less (0.131 against 0.159), and in 36% of
+0.23/0.42/0.59/0.74/0.89), while the diffusion members alone rain less (0.131 against 0.159), and in 38% of
 the pixels the draw calls wet the diffusion member is dry: the under-raining of "sample" (0.102) is the product
 of two occurrences, not the gate's bias. A Platt fit on the validation split (11 consecutive 5-min frames,
 where mean P(wet) is 0.184 against 0.146) would move the test dates' mean P(wet) to 0.121, away from the
