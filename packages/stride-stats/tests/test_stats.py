@@ -1,6 +1,5 @@
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
@@ -9,16 +8,17 @@ from stride_contracts import StatsManifest, StatsRow
 from stride_core.artifacts import read_parquet_artifact
 from stride_core.testing import write_synthetic_dataset
 from stride_core.transforms import boxcox, inv_boxcox
-from stride_stats.boxcox import fit_boxcox_lambda, random_subsample
+from stride_stats.boxcox import fit_boxcox_lambda
 from stride_stats.cli import main
-from stride_stats.compute import variable_stats
+from stride_stats.compute import run_pilot, variable_stats
+from stride_stats.sources import ArraySource
 
 
 def test_stats_match_numpy_with_nans() -> None:
     rng = np.random.default_rng(0)
     values = rng.gamma(0.5, 2.0, size=(40, 16, 16))
     values[rng.random(values.shape) < 0.3] = np.nan
-    stats = variable_stats(da.from_array(values, chunks=(7, 16, 16)), log_eps=0.01, bins=20000)
+    stats = variable_stats(values, log_eps=0.01, bins=20000, task_values=7 * 16 * 16)
     valid = values[np.isfinite(values)]
     assert stats["count"] == valid.size
     assert stats["valid_fraction"] == pytest.approx(valid.size / values.size)
@@ -32,7 +32,7 @@ def test_stats_match_numpy_with_nans() -> None:
 
 
 def test_negative_values_have_no_log_stats() -> None:
-    stats = variable_stats(da.from_array(np.array([-1.0, 0.0, 2.0])), log_eps=0.01, bins=100)
+    stats = variable_stats(np.array([-1.0, 0.0, 2.0]), log_eps=0.01, bins=100)
     for column in ("log_mean", "log_eps", "boxcox_lambda", "boxcox_shift", "boxcox_mean", "sqrt_std"):
         assert stats[column] is None
     StatsRow(role="target", variable="t", units="K", **stats)
@@ -45,7 +45,8 @@ def test_boxcox_lambda_recovers_the_generating_value() -> None:
     values = inv_boxcox(rng.normal(2.0, 0.5, size=(50, 40, 100)), lmbda) - shift
     values[rng.random(values.shape) < 0.1] = np.nan
     stats = variable_stats(
-        da.from_array(values, chunks=(7, 40, 50)),
+        values,
+        task_values=7 * 40 * 100,
         log_eps=0.01,
         bins=1000,
         boxcox_shift=shift,
@@ -69,43 +70,59 @@ def test_boxcox_fit_edge_cases() -> None:
     rain = np.where(rng.random(20_000) < 0.6, 0.0, rng.gamma(0.7, 2.0, 20_000))
     assert fit_boxcox_lambda(rain, 0.01) == pytest.approx(0.0, abs=1e-5)  # optimum < 0, bounded at log
     assert 0.0 <= fit_boxcox_lambda(rng.normal(280.0, 2.0, 5_000), 0.01) <= 2.0
-    stats = variable_stats(da.from_array(np.zeros((4, 5))), log_eps=0.01, bins=100, wet_threshold=0.1)
+    stats = variable_stats(np.zeros((4, 5)), log_eps=0.01, bins=100, wet_threshold=0.1)
     assert stats["boxcox_lambda"] == 1.0 and stats["boxcox_std"] == pytest.approx(0.0, abs=1e-12)
     assert stats["wet_fraction"] == 0.0
 
 
 def test_wet_fraction_is_exact() -> None:
     values = np.array([[0.0, 0.05, 0.1], [0.2, np.nan, 3.0]])
-    stats = variable_stats(da.from_array(values, chunks=(1, 2)), log_eps=0.01, bins=100, wet_threshold=0.1)
+    stats = variable_stats(values, log_eps=0.01, bins=100, wet_threshold=0.1, task_values=1)
     assert stats["wet_fraction"] == 2 / 5  # 0.2 and 3.0 of 5 valid values; 0.1 itself is not above
     assert stats["wet_threshold"] == 0.1
-    assert variable_stats(da.from_array(values), log_eps=0.01, bins=100)["wet_fraction"] is None
+    assert variable_stats(values, log_eps=0.01, bins=100)["wet_fraction"] is None
 
 
-def test_random_subsample_is_bounded_reproducible_and_drawn_from_the_data() -> None:
+def test_pilot_sample_is_bounded_reproducible_and_drawn_from_the_data() -> None:
     values = np.random.default_rng(1).random((100, 50, 40))
-    lazy = da.from_array(values, chunks=(9, 50, 15))
-    sample = random_subsample(lazy, max_samples=5_000, seed=7)
-    assert 4_700 < sample.size <= 5_000  # each value kept with probability 5000/200000: 5000 +- 70
+    source = ArraySource(values)
+    sample = run_pilot(source, max_samples=5_000, seed=7, task_values=9 * 2000).sample
+    # The pilot reads every row here (100 < PILOT_ROWS): each value kept with probability 5000/200000.
+    assert 4_700 < sample.size <= 5_000
     assert np.isin(sample, values).all() and np.unique(sample).size == sample.size
-    np.testing.assert_array_equal(random_subsample(lazy, max_samples=5_000, seed=7), sample)
-    assert not np.array_equal(random_subsample(lazy, max_samples=5_000, seed=8), sample)
+    np.testing.assert_array_equal(
+        run_pilot(source, max_samples=5_000, seed=7, task_values=9 * 2000).sample, sample
+    )
+    assert not np.array_equal(
+        run_pilot(source, max_samples=5_000, seed=8, task_values=9 * 2000).sample, sample
+    )
     values[:, :10] = np.nan  # a fifth missing: the subsample keeps about a fifth fewer values
-    gappy = random_subsample(da.from_array(values, chunks=(9, 50, 15)), max_samples=5_000, seed=7)
+    gappy = run_pilot(ArraySource(values), max_samples=5_000, seed=7, task_values=9 * 2000).sample
     assert np.isfinite(gappy).all() and 3_700 < gappy.size < 4_300
-    small = random_subsample(da.from_array(values[:2], chunks=(1, 50, 40)), max_samples=10**6, seed=0)
+    small = run_pilot(ArraySource(values[:2]), max_samples=10**6, seed=0, task_values=2000).sample
     np.testing.assert_array_equal(np.sort(small), np.sort(values[:2][np.isfinite(values[:2])]))
 
 
-def test_stats_fit_lambda_to_the_same_subsample() -> None:
-    values = da.from_array(np.random.default_rng(2).gamma(2.0, 1.0, (60, 30, 30)), chunks=(8, 30, 15))
-    stats = variable_stats(values, log_eps=0.01, bins=100, boxcox_shift=0.05, max_samples=3_000, seed=4)
-    sample = random_subsample(values, max_samples=3_000, seed=4)
+def test_pilot_of_many_rows_reads_a_spread_subset() -> None:
+    # 2000 rows of 100 values, 1000 samples wanted: the pilot reads max(64, 16 * 1000 / 100) = 160 rows.
+    values = np.arange(200_000, dtype=np.float64).reshape(2000, 100)
+    sample = run_pilot(ArraySource(values), max_samples=1_000, seed=0, task_values=10_000).sample
+    rows = np.unique(sample // 100).astype(int)
+    assert 0.9 * 1000 < sample.size <= 1000
+    assert rows.min() < 100 and rows.max() > 1900 and rows.size <= 160  # spread over all rows, few of them
+
+
+def test_stats_fit_lambda_to_the_pilot_sample() -> None:
+    values = np.random.default_rng(2).gamma(2.0, 1.0, (60, 30, 30))
+    stats = variable_stats(
+        values, log_eps=0.01, bins=100, boxcox_shift=0.05, max_samples=3_000, seed=4, task_values=8 * 900
+    )
+    sample = run_pilot(ArraySource(values), max_samples=3_000, seed=4, task_values=8 * 900).sample
     assert stats["boxcox_lambda"] == fit_boxcox_lambda(sample, 0.05)
 
 
 def test_stats_row_needs_complete_groups() -> None:
-    stats = variable_stats(da.from_array(np.array([0.0, 1.0, 2.0])), log_eps=0.01, bins=100)
+    stats = variable_stats(np.array([0.0, 1.0, 2.0]), log_eps=0.01, bins=100)
     StatsRow(role="target", variable="p", units="mm h-1", **stats)
     with pytest.raises(
         ValueError, match="boxcox_lambda, boxcox_shift, boxcox_mean, boxcox_std are set together"

@@ -1,16 +1,11 @@
-"""Box-Cox lambda by maximum likelihood on a bounded, reproducible random subsample drawn chunk by chunk."""
+"""Box-Cox lambda by maximum likelihood on a bounded, reproducible random subsample of the pilot rows."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import dask
-import dask.array as da
 import numpy as np
 from scipy import optimize, stats
-
-from stride_stats.partials import reduce_blocks
 
 LAMBDA_BOUNDS = (0.0, 2.0)
 """Search range of lambda. Not below 0: there the image of the transform is bounded above and a model's
@@ -23,8 +18,8 @@ powers only lose precision."""
 def sample_block(block: np.ndarray, location: tuple[int, ...], *, share: float, seed: int) -> np.ndarray:
     """The finite values among a random `share` of one chunk's entries, as float64.
 
-    Every entry is kept with probability `share`, by a generator seeded with (seed, chunk position): the
-    same on every run and scheduler for the same chunking. Geometric gaps between kept entries make the
+    Every entry is kept with probability `share`, by a generator seeded with (seed, block position): the
+    same on every run and scheduler for the same rows. Geometric gaps between kept entries make the
     cost proportional to the sample, not to the chunk.
     """
     if share >= 1:
@@ -46,31 +41,6 @@ def _bernoulli_positions(rng: np.random.Generator, size: int, share: float) -> n
         found.append(positions[positions < size])
         last = int(positions[-1])
     return np.concatenate(found)
-
-
-@dataclass(frozen=True)
-class Sample:
-    values: np.ndarray
-
-    def merge(self, other: Sample) -> Sample:
-        return Sample(np.concatenate([self.values, other.values]))
-
-
-def _sample_kernel(block: np.ndarray, location: tuple[int, ...], *, share: float, seed: int) -> Sample:
-    return Sample(sample_block(block, location, share=share, seed=seed))
-
-
-def sample_share(values: da.Array, max_samples: int) -> float:
-    """Share of entries to draw so that about `max_samples` are drawn (fewer valid ones where NaN)."""
-    return min(1.0, max_samples / max(values.size, 1))
-
-
-def random_subsample(values: da.Array, *, max_samples: int, seed: int) -> np.ndarray:
-    """At most `max_samples` finite values drawn at random chunk by chunk (the subsample stride-stats fits
-    the Box-Cox lambda to): about share * size entries are drawn, where share = max_samples / size."""
-    share = sample_share(values, max_samples)
-    (sample,) = dask.compute(reduce_blocks(values, _sample_kernel, share=share, seed=seed))
-    return sample.values[:max_samples]
 
 
 def fit_boxcox_lambda(sample: np.ndarray, shift: float) -> float:

@@ -39,9 +39,16 @@ class StatsConfig(StrictConfig):
         default=20000,
         ge=100,
         le=1_000_000,
-        description="Bins of the streaming histogram behind the quantiles.",
+        description="Bins over the value range of the histogram behind the quantiles (their error is about "
+        "one bin).",
     )
-    time_chunk: int = Field(default=96, ge=1, description="Time steps per Dask chunk (bounds memory).")
+    task_mb: float = Field(
+        default=32.0,
+        gt=0,
+        le=4096,
+        description="MB of float32 values one Dask task reads, in one zarr selection of many chunks (memory is "
+        "a few times this per worker thread).",
+    )
     scheduler: str | None = Field(
         default=None, description="Dask scheduler address (tcp://host:port); default: local threads."
     )

@@ -17,6 +17,7 @@ from stride_core.tracking import RunContext
 from stride_core.variables import VariableRegistry
 from stride_stats.compute import NoValidValuesError, variable_stats
 from stride_stats.config import StatsConfig
+from stride_stats.sources import ZarrSource
 
 log = get_logger("stride-stats")
 
@@ -46,18 +47,18 @@ def run_stats(config: StatsConfig, run: RunContext) -> None:
     times = np.flatnonzero(split == SPLIT_CODES[config.split])
     if times.size == 0:
         raise StrideError(f"{config.dataset}: split '{config.split}' is empty; choose another --split")
-    dataset = dataset.isel(time=times).chunk({"time": config.time_chunk})
-    jobs = [
-        ("target", name, dataset["target"].sel(target_var=name), ref.units)
-        for name, ref in zip(dataset["target_var"].values, manifest.target, strict=True)
+    path = str(config.dataset)
+    jobs: list[tuple[str, object, ZarrSource, str]] = [
+        ("target", name, ZarrSource(path, "target", i, times), ref.units)
+        for i, (name, ref) in enumerate(zip(dataset["target_var"].values, manifest.target, strict=True))
     ]
     jobs += [
-        ("dynamic", name, dataset["cond_dynamic"].sel(dynamic_var=name), ref.units)
-        for name, ref in zip(dataset["dynamic_var"].values, manifest.dynamic, strict=True)
+        ("dynamic", name, ZarrSource(path, "cond_dynamic", i, times), ref.units)
+        for i, (name, ref) in enumerate(zip(dataset["dynamic_var"].values, manifest.dynamic, strict=True))
     ]
     jobs += [
-        ("static", name, dataset["cond_static"].sel(static_var=name), ref.units)
-        for name, ref in zip(dataset["static_var"].values, manifest.static, strict=True)
+        ("static", name, ZarrSource(path, "cond_static", i), ref.units)
+        for i, (name, ref) in enumerate(zip(dataset["static_var"].values, manifest.static, strict=True))
     ]
 
     client_context = nullcontext()
@@ -67,17 +68,18 @@ def run_stats(config: StatsConfig, run: RunContext) -> None:
         client_context = Client(config.scheduler)  # type: ignore[assignment]
     rows = []
     with client_context:
-        for role, name, array, units in progress(jobs, desc="variables"):
+        for role, name, source, units in progress(jobs, desc="variables"):
             try:
                 spec = registry.get(str(name))
                 stats = variable_stats(
-                    array.data,
+                    source,
                     log_eps=config.log_eps,
                     bins=config.histogram_bins,
                     wet_threshold=config.wet_threshold if spec and spec.is_positive_definite else None,
                     boxcox_shift=config.boxcox_shift,
                     max_samples=config.boxcox_samples,
                     seed=config.seed,
+                    task_values=round(config.task_mb * 1e6 / 4),
                 )
             except NoValidValuesError:
                 raise ArtifactError(
