@@ -125,33 +125,73 @@ def test_quicklook_rejects_mismatched_shapes() -> None:
         quicklook_figure(**inputs)
 
 
+def bar_panels(fig: Figure) -> dict[str, Any]:
+    return {ax.get_title(): ax for ax in fig.axes if ax.patches}
+
+
 def test_metrics_summary_one_variable(tmp_path: Path) -> None:
     fig = metrics_summary_figure(metrics_table())
-    assert len(fig.axes) == 2
-    bars_ax, psd_ax = fig.axes
-    heights = [bar.get_height() for bar in bars_ax.patches if isinstance(bar, Rectangle)]
-    assert len(heights) == 4 * 2 and max(heights) < 99.0
-    legend = bars_ax.get_legend()
-    assert legend is not None
-    assert [t.get_text() for t in legend.get_texts()] == ["stride", "bicubic"]
+    panels = bar_panels(fig)
+    assert set(panels) == {
+        "rmse [mm/day] (deterministic)",
+        "bias [mm/day] (deterministic)",
+        "crps [mm/day] (probabilistic)",
+        "spectrum_error [mm/day] (scale)",
+    }
+    rmse = [
+        bar.get_height()
+        for bar in panels["rmse [mm/day] (deterministic)"].patches
+        if isinstance(bar, Rectangle)
+    ]
+    assert rmse == pytest.approx([1.2, 1.6])  # the dated 99.0 rows stay out
+    assert [t.get_text() for t in panels["rmse [mm/day] (deterministic)"].get_xticklabels()] == [
+        "stride",
+        "bicubic",
+    ]
+    legend_texts = [t.get_text() for sub in fig.subfigs for legend in sub.legends for t in legend.get_texts()]
+    assert legend_texts == ["stride", "bicubic"]
+    (psd_ax,) = [ax for ax in fig.axes if ax.get_yscale() == "log"]
     assert {line.get_label() for line in psd_ax.get_lines()} == {"truth", "stride", "bicubic"}
     assert psd_ax.get_xscale() == "log" and psd_ax.get_yscale() == "log"
     assert_png(save_figure(fig, tmp_path / "metrics.png"))
 
 
+def test_metrics_summary_keeps_qualified_rows_out_of_the_bars() -> None:
+    table = metrics_table()
+    qualified = []
+    for column, value in (
+        ("threshold", 1.0),
+        ("threshold", 10.0),
+        ("scale", 4.0),
+        ("quantile", 0.99),
+        ("lag", 1.0),
+    ):
+        qualified.append({**row("stride", "pr", "rmse", "deterministic", None, np.nan, 50.0), column: value})
+    qualified.append({**row("stride", "pr", "psd", "scale", None, 3.0, 1e6), "scale": 4.0})
+    table = pd.concat([table, pd.DataFrame(qualified)], ignore_index=True)
+    fig = metrics_summary_figure(table)
+    rmse = [bar.get_height() for bar in bar_panels(fig)["rmse [mm/day] (deterministic)"].patches]
+    assert rmse == pytest.approx([1.2, 1.6])
+    (psd_ax,) = [ax for ax in fig.axes if ax.get_yscale() == "log"]
+    stride = next(line for line in psd_ax.get_lines() if line.get_label() == "stride")
+    assert max(stride.get_ydata()) < 1e6  # the 4x-pooled spectrum is not averaged in
+
+
 def test_metrics_summary_several_variables(tmp_path: Path) -> None:
     fig = metrics_summary_figure(metrics_table(("pr", "tas")))
-    assert len(fig.axes) == 2 * 2
-    assert fig.axes[2].get_title().startswith("tas")
+    assert len(bar_panels(fig)) == 4  # titles repeat per variable; one block of 4 panels each
+    assert len([ax for ax in fig.axes if ax.patches]) == 8
+    spectra = [ax.get_title() for ax in fig.axes if ax.get_yscale() == "log"]
+    assert [title.split(":")[0] for title in spectra] == ["pr", "tas"]
     assert_png(save_figure(fig, tmp_path / "metrics.png"))
 
 
 def test_metrics_summary_without_psd_still_has_bars(tmp_path: Path) -> None:
     fig = metrics_summary_figure(metrics_table(with_psd=False))
-    bars_ax, psd_ax = fig.axes
-    assert len(bars_ax.patches) == 8
-    assert not psd_ax.get_lines()
-    assert [t.get_text() for t in psd_ax.texts] == ["no 'psd' rows"]
+    assert sum(len(ax.patches) for ax in fig.axes) == 8
+    assert [t.get_text() for ax in fig.axes for t in ax.texts if t.get_text().startswith("no")] == [
+        "no 'psd' rows"
+    ]
     assert_png(save_figure(fig, tmp_path / "metrics.png"))
 
 

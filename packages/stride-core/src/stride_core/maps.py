@@ -6,15 +6,16 @@ import math
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Colormap, Normalize
+from matplotlib.colors import BoundaryNorm, Colormap, Normalize
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
@@ -22,6 +23,16 @@ Extent = tuple[float, float, float, float]  # (lon_min, lon_max, lat_min, lat_ma
 
 NAN_COLOUR = "lightgrey"
 SAVE_DPI = 110
+
+
+@dataclass(frozen=True)
+class PanelScale:
+    """How a field is coloured: colour map, norm, colour-bar label and colour-bar extension."""
+
+    cmap: Colormap
+    norm: Normalize
+    label: str
+    extend: Literal["neither", "both", "min", "max"] = "neither"
 
 
 def quicklook_figure(
@@ -43,19 +54,31 @@ def quicklook_figure(
     lr_label: str = "LR input",
     geographic: bool = True,
     axis_labels: tuple[str, str] = ("lon", "lat"),
+    scale: PanelScale | None = None,
+    lr_scale: PanelScale | None = None,
+    spread_scale: PanelScale | None = None,
+    outline: NDArray[Any] | None = None,
+    outline_level: float = 0.5,
+    row0_north: bool = True,
 ) -> Figure:
     """One row of panels for one date and variable: LR input, HR truth, members 1-2, PMM, spread.
 
-    All arrays are 2-D (lat, lon) with row 0 the northernmost, drawn with origin='upper' on
-    `lr_extent` / `hr_extent` = (lon_min, lon_max, lat_min, lat_max). `members` is [m, H, W]; with
-    m == 1 there is one member panel instead of two (5 panels, else 6). `truth=None` keeps its panel,
-    which then reads 'no target'. `spread=None` computes the members' standard deviation (ddof=1;
-    zero for a single member). The field panels share one colour scale and colour bar
-    ("variable_label [units]"); `vmin`/`vmax` of None take the range of the data shown. The spread
-    has its own scale from zero and its own colour bar. NaN pixels are light grey. `title` (which
-    should carry the date) becomes the figure title.
+    All arrays are 2-D (lat, lon) with row 0 the northernmost (`row0_north=False`: row 0 the southernmost;
+    the arrays are flipped so north is up either way), drawn on `lr_extent` / `hr_extent` = (lon_min,
+    lon_max, lat_min, lat_max). `members` is [m, H, W]; with m == 1 there is one member panel instead of
+    two (5 panels, else 6). `truth=None` keeps its panel, which then reads 'no target'. Where the truth is
+    not finite (no data, outside coverage) the members, PMM and spread are masked too, as the truth is.
+    `spread=None` computes the members' standard deviation (ddof=1; zero for a single member).
 
-    The figure holds the panels plus two colour-bar axes (8 axes, 7 with one member).
+    The field panels share one colour scale and colour bar: `scale` when given, else `cmap` on a linear
+    vmin..vmax ("variable_label [units]"; None takes the range of the data shown). `lr_scale` gives the LR
+    panel a scale and colour bar of its own (an LR variable other than the target). The spread has its
+    own scale (`spread_scale`, else linear from zero) and colour bar. NaN pixels are light grey.
+    `outline` (an HR land fraction [H, W]) draws its `outline_level` contour, the coastline, on every
+    panel. `title` (which should carry the date) becomes the figure title.
+
+    The figure holds the panels plus two colour-bar axes (8 axes, 7 with one member), one more with
+    `lr_scale`.
     """
     members = np.asarray(members)
     if members.ndim != 3 or members.shape[0] < 1:
@@ -67,6 +90,19 @@ def quicklook_figure(
     if spread is None:
         spread = _member_spread(members)
     spread = _check_2d("spread", spread, hr_shape, hr_shape)
+    if outline is not None:
+        outline = _check_2d("outline", outline, hr_shape, hr_shape)
+    if truth is not None:
+        # A pixel the truth does not cover was never supervised: show it grey in every panel alike.
+        invalid = ~np.isfinite(truth)
+        members = np.where(invalid, np.nan, members)
+        pmm = np.where(invalid, np.nan, pmm)
+        spread = np.where(invalid, np.nan, spread)
+    if not row0_north:
+        members = members[:, ::-1]
+        lr_input, pmm, spread = lr_input[::-1], pmm[::-1], spread[::-1]
+        truth = None if truth is None else truth[::-1]
+        outline = None if outline is None else outline[::-1]
 
     m = members.shape[0]
     panels: list[tuple[str, NDArray[Any] | None, Extent]] = [
@@ -75,41 +111,86 @@ def quicklook_figure(
         *((f"member {i + 1}", members[i], hr_extent) for i in range(min(m, 2))),
         (f"PMM ({m} member{'s' if m > 1 else ''})", pmm, hr_extent),
     ]
-    shown = [data for _, data, _ in panels if data is not None]
-    norm = Normalize(*_value_range(shown, vmin, vmax))
-    field_cmap = _with_nan_colour(cmap)
+    if scale is None:
+        shown = [data for _, data, _ in panels[0 if lr_scale is None else 1 :] if data is not None]
+        scale = PanelScale(
+            _with_nan_colour(cmap),
+            Normalize(*_value_range(shown, vmin, vmax)),
+            with_units(variable_label, units),
+        )
+    if spread_scale is None:
+        spread_top = _value_range([spread], None, None)[1]
+        spread_scale = PanelScale(
+            _with_nan_colour(spread_cmap),
+            Normalize(0.0, spread_top if spread_top > 0 else 1.0),
+            with_units("spread", units),
+        )
 
     n_panels = len(panels) + 1
     panel_height = 2.8
     panel_width = min(max(panel_height * _display_aspect(hr_extent, hr_shape, geographic), 1.8), 4.5)
-    fig = new_figure((panel_width * n_panels + 0.8, panel_height + 1.3))
+    fig = new_figure((panel_width * n_panels + 0.8, panel_height + 1.5))
     axes: list[Axes] = list(fig.subplots(1, n_panels, squeeze=False)[0])
-    for ax, (label, data, extent) in zip(axes, panels, strict=False):
+    for i, (ax, (label, data, extent)) in enumerate(zip(axes, panels, strict=False)):
         ax.set_title(label, fontsize=9)
         if data is None:
             placeholder(ax, "no target")
             continue
-        _show_map(ax, data, extent, field_cmap, norm, geographic)
+        panel_scale = lr_scale if i == 0 and lr_scale is not None else scale
+        _show_map(ax, data, extent, panel_scale.cmap, panel_scale.norm, geographic)
+        _draw_outline(ax, outline, hr_extent, outline_level)
     axes[0].set_xlabel(axis_labels[0], fontsize=8)
     axes[0].set_ylabel(axis_labels[1], fontsize=8)
 
     spread_ax = axes[-1]
     spread_ax.set_title("ensemble spread (std)", fontsize=9)
-    spread_top = _value_range([spread], None, None)[1]
-    spread_norm = Normalize(0.0, spread_top if spread_top > 0 else 1.0)
-    spread_image = _show_map(spread_ax, spread, hr_extent, _with_nan_colour(spread_cmap), spread_norm)
+    _show_map(spread_ax, spread, hr_extent, spread_scale.cmap, spread_scale.norm, geographic)
+    _draw_outline(spread_ax, outline, hr_extent, outline_level)
 
-    fig.colorbar(
-        ScalarMappable(norm=norm, cmap=field_cmap),
-        ax=axes[:-1],
-        location="bottom",
-        shrink=0.5,
-        aspect=40,
-        label=with_units(variable_label, units),
-    )
-    fig.colorbar(spread_image, ax=spread_ax, location="bottom", shrink=0.9, label=with_units("spread", units))
+    field_axes = axes[:-1] if lr_scale is None else axes[1:-1]
+    _colour_bar(fig, scale, field_axes, shrink=0.5 if lr_scale is None else 0.6, aspect=40)
+    if lr_scale is not None:
+        _colour_bar(fig, lr_scale, [axes[0]], shrink=0.9, aspect=20)
+    _colour_bar(fig, spread_scale, [spread_ax], shrink=0.9, aspect=20)
     fig.suptitle(title)
     return fig
+
+
+def _colour_bar(
+    fig: Figure, scale: PanelScale, axes: Sequence[Axes], *, shrink: float, aspect: float
+) -> None:
+    bar = fig.colorbar(
+        ScalarMappable(norm=scale.norm, cmap=scale.cmap),
+        ax=list(axes),
+        location="bottom",
+        shrink=shrink,
+        aspect=aspect,
+        extend=scale.extend,
+        label=scale.label,
+    )
+    bar.ax.tick_params(labelsize=7)
+    if isinstance(scale.norm, BoundaryNorm):
+        bar.set_ticks(list(scale.norm.boundaries), labels=[f"{b:g}" for b in scale.norm.boundaries])
+
+
+def _draw_outline(ax: Axes, field: NDArray[Any] | None, extent: Extent, level: float) -> None:
+    """The `level` contour of `field` (row 0 north) over the panel: coastlines from a land-sea mask."""
+    if field is None or not np.isfinite(field).any():
+        return
+    finite = field[np.isfinite(field)]
+    if not finite.min() < level < finite.max():
+        return  # all land or all sea: no coastline in this box
+    ax.contour(
+        np.nan_to_num(field, nan=0.0),
+        levels=[level],
+        extent=extent,
+        origin="upper",
+        colors="0.15",
+        linewidths=0.6,
+    )
+    # contour autoscales to the cell centres; keep the image's cell-edge limits.
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
-import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
+from stride_contracts import METRIC_QUALIFIERS
 from stride_core.maps import Extent, new_figure, placeholder, quicklook_figure, save_figure, with_units
 
 __all__ = ["Extent", "metrics_summary_figure", "quicklook_figure", "save_figure"]
@@ -20,15 +21,17 @@ TRUTH_MODEL = "truth"
 METRICS_TABLE_COLUMNS = ("model", "variable", "metric", "family", "date", "wavenumber", "units", "value")
 
 
-def metrics_summary_figure(table: pd.DataFrame) -> Figure:
-    """Aggregate metrics per model as grouped bars (left) and power spectra (right), one row per variable.
+def metrics_summary_figure(table: pd.DataFrame, *, columns: int = 5) -> Figure:
+    """Headline metrics per model as small bar panels (one per metric, each on its own scale) and the power
+    spectra, one block of panels per variable.
 
-    `table` is the long metrics table with columns model, variable, metric, family, date,
-    wavenumber, units, value. Left panel: the rows with no date and no wavenumber (aggregates),
-    one group per metric (ordered by family), one bar per model, each bar labelled with its value.
-    Right panel: the rows with metric == 'psd' and a wavenumber, one log-log line per model
-    (including 'truth', drawn in black); aggregate (undated) spectra are used when present, else the
-    dated ones are averaged. A variable without spectrum or aggregate rows gets a panel saying so.
+    `table` is the long metrics table (model, variable, metric, family, date, wavenumber, units, value and,
+    where present, the other METRIC_QUALIFIERS). Bars: the headline aggregates, the rows with no qualifier
+    set (a Brier score at 1 mm/h and one at 10 mm/h, or a score pooled at 4x, are other quantities and
+    never share a bar), one panel per (family, metric) titled 'metric [units]', one bar per model labelled
+    with its value. Spectrum: the rows with metric == 'psd', a wavenumber and no qualifier but the date,
+    one log-log line per model ('truth' in black); undated spectra when present, else the dated ones
+    averaged. A variable without headline or spectrum rows gets a panel saying so.
     """
     missing = [column for column in METRICS_TABLE_COLUMNS if column not in table.columns]
     if missing:
@@ -39,17 +42,39 @@ def metrics_summary_figure(table: pd.DataFrame) -> Figure:
     table = table.assign(
         value=pd.to_numeric(table["value"], errors="coerce"), family=table["family"].fillna("")
     )
+    qualifiers = [column for column in METRIC_QUALIFIERS if column in table.columns]
+    unqualified = table[qualifiers].isna().all(axis=1)
+    others_unset = table[[q for q in qualifiers if q not in ("date", "wavenumber")]].isna().all(axis=1)
     variables: list[Any] = list(pd.unique(table["variable"])) or [""]
     colours = _model_colours(list(pd.unique(table["model"])))
 
-    fig = new_figure((12.5, 3.9 * len(variables)))
-    grid = fig.subplots(len(variables), 2, squeeze=False, gridspec_kw={"width_ratios": [1.25, 1.0]})
-    for row, variable in enumerate(variables):
-        rows = table[table["variable"] == variable]
-        aggregate = rows[rows["date"].isna() & rows["wavenumber"].isna() & (rows["metric"] != "psd")]
-        _metric_bars(grid[row][0], aggregate, colours, f"{variable}: aggregate metrics")
-        psd = rows[(rows["metric"] == "psd") & rows["wavenumber"].notna()]
-        _spectrum_lines(grid[row][1], psd, colours, f"{variable}: radially averaged power spectrum")
+    blocks = []
+    for variable in variables:
+        of_variable = table["variable"] == variable
+        aggregate = table[of_variable & unqualified & (table["metric"] != "psd") & table["value"].notna()]
+        psd = table[of_variable & others_unset & (table["metric"] == "psd") & table["wavenumber"].notna()]
+        groups = aggregate.drop_duplicates(["family", "metric"])[["family", "metric", "units"]]
+        blocks.append((variable, aggregate, psd, groups))
+    rows_of = [max(1, math.ceil(len(groups) / columns)) for *_, groups in blocks]
+    fig = new_figure((3.1 * (columns + 2), sum(2.3 * r + 0.5 for r in rows_of)))
+    subfigs = fig.subfigures(len(blocks), 1, squeeze=False, height_ratios=[2.3 * r + 0.5 for r in rows_of])
+    for (variable, aggregate, psd, groups), n_rows, subfig in zip(
+        blocks, rows_of, subfigs[:, 0], strict=True
+    ):
+        grid = subfig.add_gridspec(n_rows, columns + 2)
+        _spectrum_lines(
+            subfig.add_subplot(grid[:, :2]), psd, colours, f"{variable}: radially averaged power spectrum"
+        )
+        if groups.empty:
+            placeholder(subfig.add_subplot(grid[:, 2:]), "no headline metrics")
+        for i, (family, metric, units) in enumerate(groups.itertuples(index=False)):
+            ax = subfig.add_subplot(grid[i // columns, 2 + i % columns])
+            rows = aggregate[(aggregate["family"] == family) & (aggregate["metric"] == metric)]
+            _metric_bars(ax, rows, colours, f"{with_units(str(metric), units)} ({family})")
+        subfig.suptitle(f"{variable}: headline metrics (no threshold, scale, quantile or lag)", fontsize=10)
+        handles = [Patch(color=colours[m], label=str(m)) for m in colours if m in set(aggregate["model"])]
+        if handles:
+            subfig.legend(handles=handles, loc="upper right", fontsize=7, ncols=len(handles))
     return fig
 
 
@@ -61,50 +86,21 @@ def _model_colours(models: Sequence[Any]) -> dict[Any, Any]:
     return colours
 
 
-def _metric_bars(ax: Axes, aggregate: pd.DataFrame, colours: dict[Any, Any], title: str) -> None:
-    ax.set_title(title, fontsize=10)
-    aggregate = aggregate[aggregate["value"].notna()]
-    if aggregate.empty:
-        placeholder(ax, "no aggregate metrics")
-        return
-    # Groups ordered by family, then by first appearance; units are taken from a group's first row.
-    groups = aggregate.drop_duplicates(["family", "metric"])
-    family_rank = {family: i for i, family in enumerate(pd.unique(groups["family"]))}
-    groups = groups.sort_values("family", key=lambda s: s.map(family_rank), kind="stable")
-    means = aggregate.groupby(["family", "metric", "model"], sort=False, dropna=False)["value"].mean()
-    models = list(pd.unique(aggregate["model"]))
-    width = 0.8 / len(models)
-    positions = np.arange(len(groups))
-    for i, model in enumerate(models):
-        heights = [
-            float(means.get((family, metric, model), np.nan))
-            for family, metric in zip(groups["family"], groups["metric"], strict=True)
-        ]
-        bars = ax.bar(
-            positions + (i - (len(models) - 1) / 2) * width,
-            heights,
-            width,
-            label=str(model),
-            color=colours.get(model),
-        )
-        ax.bar_label(bars, labels=[f"{h:.3g}" if math.isfinite(h) else "" for h in heights], fontsize=6)
-    ax.set_xticks(
-        positions,
-        [
-            with_units(str(metric), units)
-            for metric, units in zip(groups["metric"], groups["units"], strict=False)
-        ],
-        rotation=30,
-        ha="right",
-    )
-    ax.tick_params(axis="x", labelsize=7)
+def _metric_bars(ax: Axes, rows: pd.DataFrame, colours: dict[Any, Any], title: str) -> None:
+    """One bar per model (in first-appearance order) with its value written on it."""
+    ax.set_title(title, fontsize=8)
+    means = rows.groupby("model", sort=False)["value"].mean()
+    models = [str(model) for model in means.index]
+    bars = ax.bar(range(len(means)), means.to_numpy(), color=[colours.get(m) for m in means.index])
+    ax.bar_label(bars, labels=[f"{v:.3g}" for v in means.to_numpy()], fontsize=6)
+    ax.set_xticks(range(len(means)), models, rotation=30, ha="right", fontsize=6)
+    ax.tick_params(axis="y", labelsize=6)
     ax.axhline(0.0, color="0.3", linewidth=0.6)
-    ax.margins(y=0.15)
-    ax.legend(fontsize=7)
+    ax.margins(y=0.2)
 
 
 def _spectrum_lines(ax: Axes, psd: pd.DataFrame, colours: dict[Any, Any], title: str) -> None:
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=9)
     if psd["date"].isna().any():
         psd = psd[psd["date"].isna()]
     spectra = psd.groupby(["model", "wavenumber"], sort=False)["value"].mean().reset_index()

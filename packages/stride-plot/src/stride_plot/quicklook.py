@@ -13,6 +13,7 @@ from stride_core.calendars import TimeIndex, calendar_of, date_in, date_key, iso
 from stride_core.errors import ConfigError
 from stride_core.variables import VariableRegistry
 from stride_plot.figures import Extent, quicklook_figure, save_figure
+from stride_plot.style import field_style, is_precipitation, spread_style
 
 
 def choose_dates(times: TimeIndex, wanted: list[Any], n_dates: int, source: Path) -> list[int]:
@@ -61,47 +62,109 @@ def map_extents(samples: xr.Dataset, projected: bool) -> tuple[Extent, Extent]:
     )
 
 
+LAND_MASKS = ("lsm", "sftlf", "lsm_era5")
+"""Statics taken as the land fraction to outline when none is named: ERA5's lsm, CMIP's sftlf (in %)."""
+
+
+def static_field(samples: xr.Dataset, manifest: SamplesManifest, name: str) -> np.ndarray:
+    statics = [v.name for v in manifest.static]
+    if name not in statics:
+        raise ConfigError(
+            f"static '{name}' is not in the samples (they hold {statics or 'no statics'}); name one of them"
+        )
+    return np.asarray(samples["cond_static"].values[statics.index(name)], dtype=np.float64)
+
+
+def land_fraction(samples: xr.Dataset, manifest: SamplesManifest, name: str | None) -> np.ndarray | None:
+    """The land fraction (0..1) of static `name`, or of the first of LAND_MASKS present; None without one."""
+    statics = {v.name: v for v in manifest.static}
+    if name is None:
+        name = next((candidate for candidate in LAND_MASKS if candidate in statics), None)
+        if name is None:
+            return None
+    field = static_field(samples, manifest, name)
+    return field / 100.0 if statics[name].units.strip() == "%" else field
+
+
 def draw_quicklooks(
     samples: xr.Dataset,
     manifest: SamplesManifest,
     indices: list[int],
     registry: VariableRegistry,
     folder: Path,
+    *,
+    land_mask: str | None = None,
+    outline: bool = True,
+    validity_mask: str | None = None,
 ) -> list[Path]:
+    """One quicklook PNG per target variable and date of `indices`, written into `folder`.
+
+    Each variable has one colour scale for all its dates (from the registry, see stride_plot.style); the
+    LR panel has its own when the LR input is another variable. Coastlines are the 0.5 contour of the land
+    fraction (`land_mask`, else the first of LAND_MASKS among the statics). Pixels where the truth is not
+    finite or the static `validity_mask` is <= 0.5 are grey in every panel. A grid stored south-up (the
+    manifest's grid.lat_descending false) is drawn north-up.
+    """
     written = []
     dynamic = [v.name for v in manifest.dynamic]
     projected = manifest.grid.kind == "projected"
     hr_extent, lr_extent = map_extents(samples, projected)
+    coast = land_fraction(samples, manifest, land_mask) if outline else None
+    valid = None if validity_mask is None else static_field(samples, manifest, validity_mask) > 0.5
+    factor = manifest.grid.factor
     for channel, variable in enumerate(manifest.target):
         spec = registry.get(variable.name)
         lr_channel = dynamic.index(variable.name) if variable.name in dynamic else 0
-        for index in indices:
-            day = samples.isel(time=index)
-            members = day["members"].values[:, channel]
-            truth = day["target"].values[channel] if manifest.has_target else None
-            # Colours follow the truth when there is one, so a poor model saturates instead of hiding it.
-            reference = truth if truth is not None and np.isfinite(truth).any() else members
-            vmin, vmax = np.nanpercentile(reference, [1, 99])
+        lr_ref = manifest.dynamic[lr_channel]
+        days = [samples.isel(time=index) for index in indices]
+        truths = [_truth(day, channel, valid) if manifest.has_target else None for day in days]
+        members_of = [day["members"].values[:, channel] for day in days]
+        reference = [t for t in truths if t is not None and np.isfinite(t).any()] or members_of
+        scale = field_style(spec, variable.units, reference, label=variable.long_name or variable.name)
+        lr_scale = None
+        if lr_ref.name != variable.name:
+            lr_spec = registry.get(lr_ref.name)
+            lr_scale = field_style(
+                lr_spec,
+                lr_ref.units,
+                [day["cond_dynamic"].values[lr_channel] for day in days],
+                label=f"LR {lr_ref.long_name or (lr_spec.long_name if lr_spec else lr_ref.name)}",
+            )
+        precipitation = is_precipitation(spec, variable.units)
+        for index, day, truth, members in zip(indices, days, truths, members_of, strict=True):
+            spread = members.std(axis=0, ddof=1) if len(members) > 1 else np.zeros_like(members[0])
+            if truth is not None:
+                spread = np.where(np.isfinite(truth), spread, np.nan)
             stamp = iso(day["time"].values[()])  # a datetime64 or cftime scalar
             figure = quicklook_figure(
                 lr_input=day["cond_dynamic"].values[lr_channel],
                 truth=truth,
                 members=members,
                 pmm=day["pmm"].values[channel],
-                spread=members.std(axis=0, ddof=1) if len(members) > 1 else None,
+                spread=spread,
                 lr_extent=lr_extent,
                 hr_extent=hr_extent,
-                title=f"{variable.long_name or variable.name} - {stamp[:10]} {stamp[11:16]} UTC",
+                title=f"{scale.label}  |  {stamp[:10]} {stamp[11:16]} UTC  |  {manifest.split} date {index + 1}",
                 variable_label=variable.name,
                 units=variable.units,
-                cmap=spec.cmap if spec else "viridis",
-                vmin=float(vmin),
-                vmax=float(vmax),
-                lr_label=f"LR {dynamic[lr_channel]} (x{manifest.grid.factor})",
+                cmap=scale.cmap,
+                vmin=None,
+                vmax=None,
+                lr_label=f"LR input: {lr_ref.name} (x{factor} coarser)",
                 geographic=not projected,
-                axis_labels=("x [km]", "y [km]") if projected else ("lon", "lat"),
+                axis_labels=("x [km]", "y [km]") if projected else ("longitude [deg E]", "latitude [deg N]"),
+                scale=scale,
+                lr_scale=lr_scale,
+                spread_scale=spread_style(spread, variable.units, precipitation),
+                outline=coast,
+                row0_north=manifest.grid.lat_descending,
             )
             path = folder / f"quicklook_{variable.name}_{stamp[:16].replace('-', '').replace(':', '')}.png"
             save_figure(figure, path)
             written.append(path)
     return written
+
+
+def _truth(day: xr.Dataset, channel: int, valid: np.ndarray | None) -> np.ndarray:
+    truth = np.asarray(day["target"].values[channel])
+    return truth if valid is None else np.where(valid, truth, np.nan)

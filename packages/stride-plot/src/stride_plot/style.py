@@ -1,0 +1,142 @@
+"""Colour scales of map panels from the variable registry: colour map, range, units and a precipitation scale.
+
+Precipitation is drawn on discrete 1-2-5 levels (BoundaryNorm) starting at a small wet level, with values
+below it (dry, zero) white: on a linear scale light rain, which is most of the rain, is indistinguishable from
+no rain. Other variables use the registry's `plot_range`, so every date of a run shares one scale, unless the
+data fall mostly outside it or fill only a sliver of it (a regional March t2m on a global 260-300 K range),
+where the 1st-99th percentiles of the data are used instead. Diverging colour maps are centred on zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import matplotlib
+import numpy as np
+from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize, PowerNorm
+from numpy.typing import NDArray
+
+from stride_core.maps import NAN_COLOUR, PanelScale
+from stride_core.variables import VariableSpec
+
+Extend = Literal["neither", "both", "min", "max"]
+
+DIVERGING_CMAPS = frozenset(
+    {
+        "PuOr",
+        "RdBu",
+        "RdBu_r",
+        "BrBG",
+        "BrBG_r",
+        "PuOr_r",
+        "coolwarm",
+        "bwr",
+        "seismic",
+        "PiYG",
+        "PRGn",
+        "RdGy",
+    }
+)
+DRY_COLOUR = "white"
+MIN_RANGE_SHARE = 0.5
+"""The data's 1st-99th percentile span must cover this share of plot_range for plot_range to be used."""
+
+
+def is_precipitation(spec: VariableSpec | None, units: str = "") -> bool:
+    """A precipitation-like variable: in the registry's 'precipitation' group (pr, precip, prsn, ...)."""
+    if spec is not None:
+        return "precipitation" in spec.groups or (spec.standard_name or "").endswith("precipitation_rate")
+    return units.replace(" ", "") in {"mmh-1", "mm/h", "mmday-1", "mm/day", "mm"}
+
+
+def precipitation_levels(top: float) -> list[float]:
+    """1-2-5 levels from about top/100 (the first wet level) to the first level at or above `top`."""
+    top = top if math.isfinite(top) and top > 0 else 10.0
+    first = _one_two_five_below(top / 100.0)
+    levels = [first]
+    while levels[-1] < top * (1 - 1e-9):
+        levels.append(_next_one_two_five(levels[-1]))
+    return levels
+
+
+def _one_two_five_below(value: float) -> float:
+    decade = 10.0 ** math.floor(math.log10(value))
+    return max(step * decade for step in (1.0, 2.0, 5.0) if step * decade <= value * (1 + 1e-9))
+
+
+def _next_one_two_five(value: float) -> float:
+    decade = 10.0 ** math.floor(math.log10(value) + 1e-9)
+    mantissa = round(value / decade)
+    return {1: 2.0, 2: 5.0}.get(mantissa, 10.0) * decade
+
+
+def field_style(
+    spec: VariableSpec | None,
+    units: str,
+    data: Sequence[NDArray[Any]],
+    *,
+    label: str | None = None,
+) -> PanelScale:
+    """The style of a variable's field panels, from its registry entry and the values to be drawn."""
+    name = label or (spec.long_name if spec else "value")
+    text = f"{name} [{units}]" if units.strip() else name
+    cmap_name = spec.cmap if spec else "viridis"
+    finite = _finite(data)
+    if is_precipitation(spec, units):
+        top = spec.plot_range[1] if spec and spec.plot_range else _percentile(finite, 99.5, 10.0)
+        levels = precipitation_levels(top)
+        # The lightest wet level must stand out from the white of dry pixels: skip the palest colours.
+        base = matplotlib.colormaps[cmap_name]
+        colours = base(np.linspace(0.3, 1.0, len(levels) - 1))
+        cmap = ListedColormap(colours).with_extremes(under=DRY_COLOUR, over=base(1.0), bad=NAN_COLOUR)
+        return PanelScale(cmap, BoundaryNorm(levels, cmap.N), text, "both")
+    low, high = _range(spec, finite)
+    if cmap_name in DIVERGING_CMAPS and low < 0 < high:
+        bound = max(-low, high)
+        low, high = -bound, bound
+    cmap = matplotlib.colormaps[cmap_name].with_extremes(bad=NAN_COLOUR)
+    return PanelScale(cmap, Normalize(low, high), text, _extension(finite, low, high))
+
+
+def spread_style(spread: NDArray[Any], units: str, precipitation: bool) -> PanelScale:
+    """The ensemble spread's own scale from zero: square-root for precipitation (skewed like the rain)."""
+    top = _percentile(_finite([spread]), 99.0, 1.0)
+    top = top if top > 0 else 1.0
+    norm: Normalize = PowerNorm(0.5, 0.0, top) if precipitation else Normalize(0.0, top)
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad=NAN_COLOUR)
+    label = f"spread (std) [{units}]" if units.strip() else "spread (std)"
+    return PanelScale(cmap, norm, label, "max")
+
+
+def _finite(data: Sequence[NDArray[Any]]) -> NDArray[np.float64]:
+    parts = [np.asarray(a, dtype=np.float64).ravel() for a in data]
+    values = np.concatenate(parts) if parts else np.empty(0)
+    return values[np.isfinite(values)]
+
+
+def _percentile(values: NDArray[np.float64], q: float, default: float) -> float:
+    return float(np.percentile(values, q)) if values.size else default
+
+
+def _range(spec: VariableSpec | None, finite: NDArray[np.float64]) -> tuple[float, float]:
+    """plot_range when the data sit in it and span a fair share of it, else the data's 1st-99th percentiles."""
+    if finite.size:
+        p1, p99 = (float(v) for v in np.percentile(finite, [1, 99]))
+    else:
+        p1, p99 = 0.0, 1.0
+    if spec is not None and spec.plot_range is not None:
+        low, high = spec.plot_range
+        inside = low <= p1 and p99 <= high
+        if (inside and (p99 - p1) >= MIN_RANGE_SHARE * (high - low)) or not finite.size:
+            return float(low), float(high)
+    if p99 <= p1:
+        p99 = p1 + (abs(p1) * 1e-3 or 1.0)
+    return p1, p99
+
+
+def _extension(finite: NDArray[np.float64], low: float, high: float) -> Extend:
+    below = bool(finite.size and finite.min() < low)
+    above = bool(finite.size and finite.max() > high)
+    return "both" if below and above else "min" if below else "max" if above else "neither"
