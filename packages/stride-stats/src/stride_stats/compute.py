@@ -13,11 +13,13 @@ Why a histogram and not a sketch (e.g. DataSketches KLL): KLL's rank error is ab
 (about 0.2 K at the median of the benchmark's t2m) and probabilistic; the histogram's error is bounded by
 its bin width, deterministic, exactly mergeable and costs one np.bincount per slice.
 
-Quantile error bound: a quantile read from the histogram lies within two bin widths of np.quantile's
-(the order statistics it interpolates between lie in the bins around the interpolated rank), and the bin
-width is at most (max - above) / bins where the pilot saw the full range and below 2 (max - min) / (2 bins)
-otherwise, i.e. never coarser than the previous two-pass histogram over [above, max]. Levels that fall on
-the minimum's atom (exact zeros of dry precipitation) are exact.
+Quantile error bound: for the fractional rank h = (n - 1) level, np.quantile interpolates between the order
+statistics x_(k) and x_(k+1), k = floor(h); the histogram's reading lies in [x_(k) - w, x_(k+1) + w] (the
+rank-k reading falls in the bin holding x_(k), and readings are monotone in h), so it is within w + the
+local spacing of np.quantile's value, about one bin width where the values are dense. The bin width w is at
+most (max - above) / bins when the pilot saw the full range (as the previous two-pass histogram over
+[above, max]) and below (max - min) / bins otherwise. Levels on the minimum's atom (exact zeros of dry
+precipitation) are exact.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pandas as pd
 from stride_contracts import STATS_COLUMNS, DatasetManifest, StatsManifest, StatsRow
 from stride_contracts.dataset import DATASET_ARRAYS, SPLIT_CODES
 from stride_core.artifacts import load_variable, open_zarr_artifact, write_parquet_artifact
-from stride_core.errors import ArtifactError, StrideError
+from stride_core.errors import ArtifactError, ConfigError, StrideError
 from stride_core.progress import get_logger, progress
 from stride_core.tracking import RunContext
 from stride_core.variables import VariableRegistry
@@ -65,7 +65,13 @@ def run_stats(config: StatsConfig, run: RunContext) -> None:
     if config.scheduler:
         from distributed import Client
 
-        client_context = Client(config.scheduler)  # type: ignore[assignment]
+        try:
+            client_context = Client(config.scheduler)  # type: ignore[assignment]
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ConfigError(
+                f"scheduler={config.scheduler}: no Dask scheduler answered ({type(exc).__name__}: {exc}); start "
+                f"one there (dask scheduler, then dask worker ADDRESS) or drop --set scheduler for local threads"
+            ) from None
     rows = []
     with client_context:
         for role, name, source, units in progress(jobs, desc="variables"):
