@@ -6,7 +6,7 @@ import pytest
 
 from stride_core.metrics import probability_matched_mean, radial_power_spectrum, spectrum_error
 from stride_eval.families import REGISTRY
-from stride_eval.inputs import EvalInputs, Prediction, masked_inputs
+from stride_eval.inputs import EvalInputs, Prediction, mask_prediction, masked_inputs
 
 
 def half_nan_case() -> tuple[np.ndarray, np.ndarray]:
@@ -111,3 +111,15 @@ def test_static_validity_mask_masks_truth_and_predictions() -> None:
     )
     assert np.isnan(inputs.truth[:, :, :20]).all() and np.isfinite(inputs.truth[:, :, 20:]).all()
     assert np.isnan(inputs.predictions["p"].point[:, :, :20]).all()
+
+
+def test_all_valid_truth_leaves_the_prediction_uncopied() -> None:
+    rng = np.random.default_rng(7)
+    members = rng.normal(size=(2, 3, 4, 4)).astype(np.float32)
+    prediction = Prediction(point=members.mean(axis=1), members=members, pmm=members[:, 0])
+    assert mask_prediction(prediction, np.ones((2, 4, 4), dtype=bool)) is prediction
+    valid = np.ones((2, 4, 4), dtype=bool)
+    valid[0, 0, 0] = False
+    masked = mask_prediction(prediction, valid)
+    assert masked.members is not None and np.isnan(masked.members[0, :, 0, 0]).all()
+    assert np.isfinite(members).all()  # the input is not masked in place

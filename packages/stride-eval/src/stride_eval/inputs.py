@@ -150,7 +150,12 @@ class EvalInputs:
 
 
 def mask_prediction(prediction: Prediction, valid: NDArray[np.bool_]) -> Prediction:
-    """`prediction` NaN wherever `valid` [time, H, W] is False, its PMM recomputed over the valid pixels only."""
+    """`prediction` NaN wherever `valid` [time, H, W] is False, its PMM recomputed over the valid pixels only.
+
+    Where every pixel is valid the prediction is returned as it is (no copy of the members, whose size
+    bounds the evaluation's memory, and the stored PMM already pools every pixel)."""
+    if valid.all():
+        return prediction
     point = np.where(valid, prediction.point, np.nan).astype(prediction.point.dtype, copy=False)
     if prediction.members is None:
         return Prediction(
