@@ -86,3 +86,7 @@ sif: $(STAMP)
 .PHONY: bench-sampler
 bench-sampler: $(STAMP)
 	nice -n 10 $(BIN)/python bench/sampler.py $(SAMPLER_ARGS)
+
+.PHONY: bench-eval-speed
+bench-eval-speed: $(STAMP)
+	nice -n 10 $(BIN)/python bench/eval_speed.py $(EVAL_SPEED_ARGS)
