@@ -90,3 +90,7 @@ bench-sampler: $(STAMP)
 .PHONY: bench-eval-speed
 bench-eval-speed: $(STAMP)
 	nice -n 10 $(BIN)/python bench/eval_speed.py $(EVAL_SPEED_ARGS)
+
+.PHONY: bench-tiling-seams
+bench-tiling-seams: $(STAMP)
+	nice -n 10 $(BIN)/python bench/tiling_seams.py $(TILING_SEAMS_ARGS)

@@ -1,5 +1,8 @@
 import hashlib
 import logging
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -8,11 +11,18 @@ import pandas as pd
 import pytest
 import xarray as xr
 import zarr
+from mlflow.tracking import MlflowClient
 
-from stride_contracts import CheckpointManifest, ModelSpec, ProducerRef, SamplesManifest
+from stride_contracts import CheckpointManifest, DatasetManifest, ModelSpec, ProducerRef, SamplesManifest
 from stride_contracts.checkpoint import TransformSet, VariableTransform, ZScoreSpec
+from stride_contracts.dataset import DATASET_ARRAYS
 from stride_contracts.samples import SAMPLES_ARRAYS
-from stride_core.artifacts import read_zarr_manifest, write_manifest_file
+from stride_core.artifacts import (
+    open_zarr_artifact,
+    read_zarr_manifest,
+    write_manifest_file,
+    write_zarr_artifact,
+)
 from stride_core.resume import work_folder
 from stride_core.testing import write_synthetic_dataset
 from stride_generate import run as generate_run
@@ -185,13 +195,25 @@ def test_regression_checkpoint_gives_one_member(tmp_path: Path) -> None:
     assert xr.open_zarr(tmp_path / "r.zarr")["members"].shape[1] == 1
 
 
-def test_a_larger_domain_with_the_same_factor_is_sampled_whole(
-    inputs: tuple[Path, Path], tmp_path: Path
+def test_a_larger_domain_is_tiled_unless_one_pass_is_asked_for(
+    inputs: tuple[Path, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     write_synthetic_dataset(tmp_path / "larger.zarr", height=32, width=48)
-    assert generate((inputs[0], tmp_path / "larger.zarr"), tmp_path / "x.zarr") == 0
-    members = xr.open_zarr(tmp_path / "x.zarr")["members"]
-    assert members.shape[-2:] == (32, 48) and np.isfinite(members.values).all()
+    monkeypatch.setattr(logging.getLogger("stride-generate"), "handlers", [caplog.handler])
+    with caplog.at_level(logging.INFO, logger="stride-generate"):
+        assert generate((inputs[0], tmp_path / "larger.zarr"), tmp_path / "x.zarr") == 0
+        # A default overlap of a quarter of the 16 x 24 patch (4): 3 x 3 tiles.
+        assert "tiling 32x48 in 9 tiles of 16x24 (overlap 4), blended at every step" in caplog.text
+        assert (
+            generate((inputs[0], tmp_path / "larger.zarr"), tmp_path / "y.zarr", "--set", "tiling=null") == 0
+        )
+        assert "tiling: null samples the 32x48 domain in one pass" in caplog.text
+    tiled, whole = (xr.open_zarr(tmp_path / f"{n}.zarr")["members"].values for n in "xy")
+    assert tiled.shape[-2:] == (32, 48) and np.isfinite(tiled).all() and np.isfinite(whole).all()
+    assert not np.array_equal(tiled, whole)
 
 
 def test_incompatible_dataset(
@@ -268,3 +290,151 @@ def test_tiled_generation_and_bad_tiling(
     assert generate(larger, tmp_path / "u.zarr", "--set", "tiling={overlap: 16}") == 2
     assert "tiling.overlap: 16 must be a multiple of the factor 4 and smaller" in capsys.readouterr().err
     assert not (tmp_path / "u.zarr").exists()
+
+
+# --- region: part of a larger dataset, without rebuilding it --------------------------------------------
+
+
+def crop_dataset(source: Path, target: Path, rows: slice, cols: slice, factor: int) -> None:
+    """The dataset rebuilt on a box: what a region at generation must match without rebuilding."""
+    dataset, manifest = open_zarr_artifact(source, DatasetManifest, DATASET_ARRAYS)
+    lr_rows, lr_cols = (
+        slice(rows.start // factor, rows.stop // factor),
+        slice(cols.start // factor, cols.stop // factor),
+    )
+    cropped = dataset.isel(y=rows, x=cols, y_lr=lr_rows, x_lr=lr_cols).load()
+    height, width = rows.stop - rows.start, cols.stop - cols.start
+    grid = manifest.grid.model_copy(
+        update={"hr_shape": (height, width), "lr_shape": (height // factor, width // factor)}
+    )
+    for name in cropped.variables:
+        cropped[name].encoding.clear()
+    write_zarr_artifact(cropped, manifest.model_copy(update={"grid": grid}), target)
+
+
+@pytest.fixture
+def larger(tmp_path: Path) -> tuple[Path, Path]:
+    """A checkpoint trained on 16 x 24 patches and a 32 x 48 dataset (factor 4) around them."""
+    manifest = write_synthetic_dataset(tmp_path / "larger.zarr", height=32, width=48)
+    write_checkpoint(tmp_path / "ckpt", manifest)
+    return tmp_path / "ckpt", tmp_path / "larger.zarr"
+
+
+def test_a_region_equals_the_dataset_rebuilt_on_it(larger: tuple[Path, Path], tmp_path: Path) -> None:
+    rows, cols = slice(8, 24), slice(20, 44)
+    crop_dataset(larger[1], tmp_path / "crop.zarr", rows, cols, factor=4)
+    box = "region={box: {y0: 8, y1: 24, x0: 20, x1: 44}}"
+    assert generate(larger, tmp_path / "r.zarr", "--set", box) == 0
+    assert generate((larger[0], tmp_path / "crop.zarr"), tmp_path / "c.zarr") == 0
+    region, rebuilt = xr.open_zarr(tmp_path / "r.zarr"), xr.open_zarr(tmp_path / "c.zarr")
+    full = xr.open_zarr(larger[1])
+    assert region["members"].shape == (4, 3, 1, 16, 24)
+    # The same inputs as the rebuilt dataset (no context margin here), so the same members bit for bit.
+    np.testing.assert_array_equal(region["members"].values, rebuilt["members"].values)
+    # HR/LR alignment: the region's truth, LR input and coordinates are the dataset's at that box.
+    times = region["time"].values
+    np.testing.assert_array_equal(
+        region["target"].values, full["target"].sel(time=times).values[:, :, rows, cols]
+    )
+    np.testing.assert_array_equal(
+        region["cond_dynamic"].values, full["cond_dynamic"].sel(time=times).values[:, :, 2:6, 5:11]
+    )
+    np.testing.assert_array_equal(region["lat"].values, full["lat"].values[rows])
+    np.testing.assert_array_equal(region["lon_lr"].values, full["lon_lr"].values[5:11])
+
+
+def test_a_region_by_centre_and_size_snaps_to_the_lr_grid(larger: tuple[Path, Path], tmp_path: Path) -> None:
+    full = xr.open_zarr(larger[1])
+    lat, lon = float(full["lat"].values[17]), float(full["lon"].values[25])
+    region = f"region={{center: [{lat}, {lon}], size: [16, 24]}}"
+    assert generate(larger, tmp_path / "r.zarr", "--set", region) == 0
+    samples = xr.open_zarr(tmp_path / "r.zarr")
+    # Centred on row 17, col 25: rows 9:25, cols 13:37, moved down onto the LR grid (factor 4).
+    np.testing.assert_array_equal(samples["lat"].values, full["lat"].values[8:24])
+    np.testing.assert_array_equal(samples["lon"].values, full["lon"].values[12:36])
+    assert "center" in samples.attrs["stride_manifest"]
+
+
+def test_a_region_larger_than_the_patch_is_tiled(larger: tuple[Path, Path], tmp_path: Path) -> None:
+    box = "region={box: {y0: 0, y1: 32, x0: 0, x1: 40}}"
+    assert generate(larger, tmp_path / "r.zarr", "--set", box, "--set", "tiling={overlap: 4}") == 0
+    members = xr.open_zarr(tmp_path / "r.zarr")["members"]
+    assert members.shape[-2:] == (32, 40) and np.isfinite(members.values).all()
+
+
+def test_a_region_outside_the_domain_is_one_line(
+    larger: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    box = "region={box: {y0: 16, y1: 48, x0: 0, x1: 24}}"
+    assert generate(larger, tmp_path / "r.zarr", "--set", box) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "region rows 16:48 cols 0:24" in error[0]
+    assert "extends beyond the 32x48 grid; move or shrink it" in error[0]
+    assert not (tmp_path / "r.zarr").exists()
+    assert generate(larger, tmp_path / "r.zarr", "--set", "region={name: alps}") == 2
+    error = capsys.readouterr().err
+    assert "region 'alps'" in error and "lies outside the grid" in error
+
+
+def test_misaligned_lr_coordinates_are_refused(
+    larger: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shifted = tmp_path / "shifted.zarr"
+    dataset, manifest = open_zarr_artifact(larger[1], DatasetManifest, DATASET_ARRAYS)
+    dataset = dataset.load()
+    dataset["lat_lr"] = dataset["lat_lr"] + float(dataset["lat"][0] - dataset["lat"][1])  # one HR row off
+    for name in dataset.variables:
+        dataset[name].encoding.clear()
+    write_zarr_artifact(dataset, manifest, shifted)
+    assert (
+        generate(
+            (larger[0], shifted), tmp_path / "r.zarr", "--set", "region={box: {y0: 0, y1: 16, x0: 0, x1: 24}}"
+        )
+        == 2
+    )
+    assert (
+        "lat_lr is not the block mean of lat (factor 4): HR and LR grids are misaligned"
+        in capsys.readouterr().err
+    )
+
+
+# --- ranks: dates sharded across the processes of a torchrun job -------------------------------------------
+
+
+def test_two_ranks_write_the_same_store_as_one_process(tmp_path: Path) -> None:
+    # 2 CPU processes under torchrun (gloo): each samples every other chunk of dates into the one store,
+    # rank 0 publishes it; the result equals a single-process run bit for bit.
+    manifest = write_synthetic_dataset(tmp_path / "dataset.zarr", n_times=48)
+    write_checkpoint(tmp_path / "ckpt", manifest)
+    common = [
+        "--checkpoint", str(tmp_path / "ckpt"), "--dataset", str(tmp_path / "dataset.zarr"), "--members", "2",
+        "--steps", "2", "--set", "split=train", "--set", "max_dates=10", "--set", "dates_per_chunk=3",
+        "--set", "threads=1",
+    ]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "one.zarr")]) == 0
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MLFLOW_TRACKING_URI")}
+    env.update(STRIDE_PROGRESS="0", OMP_NUM_THREADS="1")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = subprocess.run(
+        [*launcher, "--no-python", str(Path(sys.executable).parent / "stride-generate"), *common,
+         "--out", str(tmp_path / "two.zarr")],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "on 2 ranks" in done.stderr
+    one, two = xr.open_zarr(tmp_path / "one.zarr"), xr.open_zarr(tmp_path / "two.zarr")
+    assert set(one.data_vars) == set(two.data_vars) and two.sizes["time"] == 10
+    for name in one.data_vars:
+        np.testing.assert_array_equal(one[name].values, two[name].values, err_msg=name)
+    np.testing.assert_array_equal(one["time"].values, two["time"].values)
+    manifest_two = read_zarr_manifest(tmp_path / "two.zarr", SamplesManifest, SAMPLES_ARRAYS)
+    assert manifest_two.n_members == 2 and not work_folder(tmp_path / "two.zarr").exists()
+    # One MLflow run (rank 0's), beside the output.
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert (
+        sorted(run.data.tags.get("stride.samples.uri", "") for run in runs).count(
+            (tmp_path / "two.zarr").resolve().as_uri()
+        )
+        == 1
+    )

@@ -55,3 +55,44 @@ def test_inline_evaluation_logs_scores_and_never_changes_training(
     # And a quicklook of the first validation date is recorded against the run at each evaluation.
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "inline/step_0000004")}
     assert artifacts == {"inline/step_0000004/quicklook_t2m.png"}
+
+
+def test_inline_evaluation_samples_a_larger_domain_in_training_patches(tmp_path: Path) -> None:
+    # A model trained on 16 x 24 patches, evaluated on a 32 x 48 validation domain: every network call sees
+    # tiles of the patch (never the whole domain), and the scores come out finite.
+    from stride_contracts import ModelSpec
+    from stride_contracts.checkpoint import TransformSet, VariableTransform, ZScoreSpec
+    from stride_contracts.dataset import FeatureSpec
+    from stride_core.testing import write_synthetic_dataset
+    from stride_core.transforms import VariableTransforms
+    from stride_model import build_model
+    from stride_model.adapter import DownscalingDataset
+    from stride_train.config import InlineEvalConfig
+    from stride_train.inline_eval import InlineEvaluator
+
+    write_synthetic_dataset(tmp_path / "d.zarr", height=32, width=48)
+    spec = ModelSpec(
+        kind="edm", in_dynamic_channels=1, in_static_channels=2, out_channels=1, lr_shape=(4, 6),
+        hr_shape=(16, 24), model_channels=8, channel_mult=(1, 2), attn_resolutions=(),
+    )  # fmt: skip
+    z = ZScoreSpec(mean=280.0, std=3.0)
+    transforms = VariableTransforms(
+        TransformSet(
+            target=[VariableTransform(variable="t2m", transform=z)],
+            dynamic=[VariableTransform(variable="t2m", transform=z)],
+            static=[
+                VariableTransform(variable=name, transform=ZScoreSpec(mean=0, std=1))
+                for name in ("orography", "lsm")
+            ],
+        )
+    )
+    model = build_model(spec).eval()
+    seen: list[tuple[int, int]] = []
+    model.register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape[-2:])))
+    val = DownscalingDataset(tmp_path / "d.zarr", "val", transforms, FeatureSpec(), in_memory=True)
+    config = InlineEvalConfig(every=1, dates=2, members=2, sampler_steps=2)
+    evaluator = InlineEvaluator(val, spec, transforms, config, torch.device("cpu"))
+    assert evaluator.tiling is not None and evaluator.tiling.tile == (16, 24)
+    scores, _ = evaluator.evaluate(model)
+    assert seen and set(seen) == {(16, 24)}
+    assert math.isfinite(scores["inline.t2m.crps"]) and math.isfinite(scores["inline.t2m.spread_skill"])

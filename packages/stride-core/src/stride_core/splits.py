@@ -40,11 +40,13 @@ def load_split(
     every: int = 1,
     limit: int | None = None,
     among: NDArray[np.int64] | None = None,
+    region: tuple[slice, slice] | None = None,
 ) -> SplitArrays:
     """Read the time steps of `split` (every `every`-th, at most `limit`), checking shapes against the manifest.
 
     `among` restricts the choice to these store time indices (e.g. the anchors that have a full window of
-    stacked steps) before `every` and `limit` apply.
+    stacked steps) before `every` and `limit` apply. `region`: only these HR rows and columns (starts and
+    sizes multiples of the factor; the LR cells under them are read), before anything is loaded.
     """
     dataset, manifest = open_zarr_artifact(path, DatasetManifest, DATASET_ARRAYS)
     codes = load_variable(dataset, "split", path).values
@@ -57,6 +59,20 @@ def load_split(
             f"{path}: split '{split}' has no time steps; rebuild the dataset with splits.{split}"
         )
     subset = dataset.isel(time=index)
+    grid = manifest.grid
+    hr_shape, lr_shape = tuple(grid.hr_shape), tuple(grid.lr_shape)
+    if region is not None:
+        rows, cols = region
+        f = grid.factor
+        assert all(s.start % f == 0 and (s.stop - s.start) % f == 0 for s in region), "region off the LR grid"
+        subset = subset.isel(
+            y=rows,
+            x=cols,
+            y_lr=slice(rows.start // f, rows.stop // f),
+            x_lr=slice(cols.start // f, cols.stop // f),
+        )
+        hr_shape = (rows.stop - rows.start, cols.stop - cols.start)
+        lr_shape = (hr_shape[0] // f, hr_shape[1] // f)
     arrays = SplitArrays(
         manifest=manifest,
         times=time_index(subset["time"]),
@@ -70,11 +86,10 @@ def load_split(
             if name in subset.coords
         },
     )
-    grid = manifest.grid
     checks = {
-        "target": (arrays.target.shape[1:], (len(manifest.target), *grid.hr_shape)),
-        "cond_dynamic": (arrays.cond_dynamic.shape[1:], (len(manifest.dynamic), *grid.lr_shape)),
-        "cond_static": (arrays.cond_static.shape, (len(manifest.static), *grid.hr_shape)),
+        "target": (arrays.target.shape[1:], (len(manifest.target), *hr_shape)),
+        "cond_dynamic": (arrays.cond_dynamic.shape[1:], (len(manifest.dynamic), *lr_shape)),
+        "cond_static": (arrays.cond_static.shape, (len(manifest.static), *hr_shape)),
     }
     for name, (actual, expected) in checks.items():
         if tuple(actual) != tuple(expected):

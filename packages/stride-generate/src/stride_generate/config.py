@@ -10,19 +10,28 @@ from pydantic import Field, field_validator, model_validator
 
 from stride_contracts import SamplerSettings
 from stride_core.config import StrictConfig
+from stride_core.regions import RegionConfig
 from stride_generate.bounds import IntensityBoundConfig
 from stride_generate.domain_shift import DomainShiftConfig
 from stride_model.rain_gate import RainGateSettings
 
 
 class TilingConfig(StrictConfig):
-    """Sample the domain in overlapping tiles of the training patch, blended at every denoising step."""
+    """Where the domain exceeds the training patch: overlapping tiles of that patch, blended at every step.
+
+    A domain that fits in the patch is sampled in one pass whatever this says.
+    """
 
     tile: tuple[int, int] | None = Field(
         default=None,
         description="HR tile (height, width); must be the checkpoint's training patch (None: that patch).",
     )
-    overlap: int = Field(default=8, ge=0, description="HR pixels shared by neighbouring tiles (< the tile).")
+    overlap: int | None = Field(
+        default=None,
+        ge=0,
+        description="HR pixels shared by neighbouring tiles: a multiple of the factor, < the tile (None: a "
+        "quarter of the tile, stride_model.sampling.default_overlap).",
+    )
     tile_batch: int = Field(default=16, ge=1, description="Tiles per network call (bounds the memory).")
 
 
@@ -50,6 +59,11 @@ class GenerateConfig(StrictConfig):
         description="Only these dates of the split, as ISO timestamps (e.g. 2020-01-02T05:00:00 or "
         "2020-01-02T05); before date_stride and max_dates. Regenerates exactly those dates' members.",
     )
+    region: RegionConfig | None = Field(
+        default=None,
+        description="Generate only this part of the dataset's grid (a named region, center + size, or an HR "
+        "index box, as stride-data's region), without rebuilding the dataset; None: the whole grid.",
+    )
     sampler: SamplerSettings = SamplerSettings()
     # precip helper (issue 9 section 7): the per-member RainGate draw and the intensity bound.
     rain_gate: RainGateSettings = Field(
@@ -61,8 +75,9 @@ class GenerateConfig(StrictConfig):
         description="Clip members to a multiple of the training range per target (stride_generate.bounds).",
     )
     tiling: TilingConfig | None = Field(
-        default=None,
-        description="Tiled (blended) sampling for domains larger than the training patch; None: one pass.",
+        default_factory=TilingConfig,
+        description="Tiled (blended) sampling where the domain exceeds the training patch; null: always one "
+        "pass over the whole domain (the network then sees a field larger than it was trained on).",
     )
     batch_size: int = Field(default=64, ge=1, description="Members sampled per network call.")
     dates_per_chunk: int = Field(default=8, ge=1, description="Dates finished before progress is saved.")

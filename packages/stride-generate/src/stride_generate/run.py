@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from stride_contracts import CheckpointManifest, SamplesManifest
+from stride_contracts.dataset import GridInfo
 from stride_core.artifacts import read_manifest_folder
 from stride_core.errors import ArtifactError, ConfigError, StrideError
 from stride_core.progress import get_logger, progress
@@ -23,6 +24,8 @@ from stride_core.transforms import VariableTransforms
 from stride_generate.bounds import IntensityBound
 from stride_generate.config import GenerateConfig
 from stride_generate.domain_shift import measure_shift
+from stride_generate.ranks import Ranks, join_ranks, leave_ranks
+from stride_generate.region import select_region
 from stride_generate.sampling import choose_weights, load_model, sample_dates, tiling_of
 from stride_generate.seeds import SEED_RULE, date_key, seed_table
 from stride_generate.store import SamplesStore, StoreLayout, ensemble_fields
@@ -32,9 +35,14 @@ log = get_logger("stride-generate")
 
 
 def check_compatible(
-    checkpoint: CheckpointManifest, arrays: SplitArrays, dataset: Path, *, tiled: bool = False
+    checkpoint: CheckpointManifest,
+    arrays: SplitArrays,
+    dataset: Path,
+    *,
+    tiled: bool = False,
+    grid: GridInfo | None = None,
 ) -> None:
-    """The dataset must offer the variables and grid the model was trained on."""
+    """The dataset must offer the variables and grid the model was trained on (`grid`: the region's)."""
     data = arrays.manifest
     for role in ("target", "dynamic", "static"):
         have = [v.name for v in getattr(data, role)]
@@ -51,13 +59,14 @@ def check_compatible(
             f"(trained on HR {spec.hr_shape} from LR {spec.lr_shape}); build the dataset with coarsen.factor "
             f"{spec.factor}"
         )
-    # The network is convolutional, so it runs on the whole domain whatever patch it was trained on, as long
-    # as each level of the UNet halves it exactly.
+    # In one pass the network runs on the whole domain (it is convolutional), which each level of the UNet
+    # must halve exactly; tiles are the training patch, which does.
     down = 2 ** (len(spec.channel_mult) - 1)
-    if (not tiled and data.grid.hr_shape[0] % down) or data.grid.hr_shape[1] % down:
+    hr_shape = tuple(grid.hr_shape) if grid is not None else tuple(data.grid.hr_shape)
+    if not tiled and (hr_shape[0] % down or hr_shape[1] % down):
         raise ArtifactError(
-            f"{dataset}: HR grid {data.grid.hr_shape} is not divisible by {down} ({len(spec.channel_mult)} UNet "
-            f"levels); crop the dataset with a region whose HR size divides by {down}"
+            f"{dataset}: HR grid {hr_shape} is not divisible by {down} ({len(spec.channel_mult)} UNet "
+            f"levels); choose a region whose HR size divides by {down}"
         )
 
 
@@ -117,29 +126,63 @@ def select_anchors(adapter: DownscalingDataset, config: GenerateConfig) -> np.nd
 
 
 def run_generate(config: GenerateConfig, run: RunContext) -> None:
+    ranks = join_ranks()
+    try:
+        generate_on_rank(config, run, ranks)
+    finally:
+        leave_ranks(ranks)
+
+
+def generate_on_rank(config: GenerateConfig, run: RunContext, ranks: Ranks) -> None:
+    """This rank's share of the date chunks; rank 0 also creates, completes and publishes the store."""
     checkpoint = read_manifest_folder(config.checkpoint, CheckpointManifest)
     run.record_input("checkpoint", config.checkpoint, checkpoint)
     transforms = VariableTransforms(checkpoint.transforms)
+    region = select_region(config.region, config.dataset) if config.region is not None else None
     # The adapter builds each date's inputs exactly as in training (stacked steps, time features, context);
     # its anchors are the dates that have them, and load_split reads the same dates in physical units.
-    adapter = DownscalingDataset(config.dataset, config.split, transforms, checkpoint.features)
+    adapter = DownscalingDataset(
+        config.dataset,
+        config.split,
+        transforms,
+        checkpoint.features,
+        region=region.hr if region is not None else None,
+    )
     arrays = load_split(
         config.dataset,
         config.split,
         every=config.date_stride,
         limit=config.max_dates,
         among=select_anchors(adapter, config),
+        region=region.hr if region is not None else None,
     )
+    grid = region.grid(arrays.manifest.grid) if region is not None else arrays.manifest.grid
+    if region is not None:
+        log.info("region %s: HR %dx%d of the dataset's %dx%d", region.description, *grid.hr_shape,
+                 *arrays.manifest.grid.hr_shape)  # fmt: skip
     samples = np.searchsorted(adapter.windows.anchors, arrays.time_index)
     run.record_input("dataset", config.dataset, arrays.manifest)
-    tiling_of(config, checkpoint.model_spec)  # a bad tiling is an error before anything is sampled
-    check_compatible(checkpoint, arrays, config.dataset, tiled=config.tiling is not None)
-    report_domain_shift(checkpoint, arrays, config, run)
+    # A bad tiling is an error before anything is sampled.
+    tiling = tiling_of(config, checkpoint.model_spec, tuple(grid.hr_shape))  # type: ignore[arg-type]
+    check_compatible(checkpoint, arrays, config.dataset, tiled=tiling is not None, grid=grid)
+    if tiling is not None:
+        layout = tiling.layout(grid.hr_shape)
+        log.info("tiling %dx%d in %d tiles of %dx%d (overlap %d), blended at every step",
+                 *grid.hr_shape, layout.n_tiles, *tiling.tile, tiling.overlap)  # fmt: skip
+    elif config.tiling is None and any(
+        n > p for n, p in zip(grid.hr_shape, checkpoint.model_spec.hr_shape, strict=True)
+    ):
+        log.warning(
+            "tiling: null samples the %dx%d domain in one pass, larger than the %dx%d training patch",
+            *grid.hr_shape, *checkpoint.model_spec.hr_shape,
+        )  # fmt: skip
+    if ranks.is_main:
+        report_domain_shift(checkpoint, arrays, config, run)
     members = 1 if checkpoint.model_spec.kind == "regression" else config.members
     if members != config.members:
         log.info("regression checkpoint: generating 1 deterministic member per date")
 
-    device = torch.device("cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu")
+    device = ranks.device(config.device)
     if config.device == "cuda" and device.type != "cuda":
         raise StrideError("device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
     if config.threads:
@@ -152,15 +195,25 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
     n_dates = len(arrays.times)
     seeds = np.array(seed_table(config.seed, arrays.times, members), dtype=np.int64)
     has_target = bool(np.isfinite(arrays.target).any())
-    work = open_work_folder(config.output, generation_fingerprint(config, checkpoint))
+    fingerprint_ = generation_fingerprint(config, checkpoint)
+    # Rank 0 creates the work folder and the store; the others open them once they exist.
+    work = open_work_folder(config.output, fingerprint_) if ranks.is_main else None
+    if ranks.is_main:
+        assert work is not None
+        SamplesStore(work).create(store_layout(arrays, seeds, checkpoint, grid))
+    ranks.barrier()
+    if work is None:
+        work = open_work_folder(config.output, fingerprint_)
     store = SamplesStore(work)
-    store.create(store_layout(arrays, seeds, checkpoint))
     chunks = list(range(0, n_dates, config.dates_per_chunk))
-    pending = store.pending(chunks)
-    if len(pending) < len(chunks):
-        left = sum(min(config.dates_per_chunk, n_dates - start) for start in pending)
+    pending = store.pending(ranks.share(chunks))
+    if ranks.is_main and len(store.pending(chunks)) < len(chunks):
+        left = sum(min(config.dates_per_chunk, n_dates - start) for start in store.pending(chunks))
         log.info("resumed: %d dates done, %d left", n_dates - left, left)
-    log.info("sampling %d dates x %d members (%d chunks) on %s", n_dates, members, len(chunks), device)
+    where = f" on {ranks.world_size} ranks" if ranks.world_size > 1 else ""
+    log.info(
+        "sampling %d dates x %d members (%d chunks) on %s%s", n_dates, members, len(chunks), device, where
+    )
     bound = IntensityBound.from_stats(
         [v.name for v in checkpoint.target], checkpoint.training_stats, config.intensity_bound.multiple
     )
@@ -182,6 +235,15 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
         fields["cond_dynamic"] = arrays.cond_dynamic[start:stop]
         fields["target"] = arrays.target[start:stop]
         store.write(start, fields)
+    ranks.barrier()
+    if not ranks.is_main:
+        return
+    missing = store.pending(chunks)
+    if missing:  # a rank stopped without its chunks; the store stays unpublished, and a rerun resumes
+        raise StrideError(
+            f"{config.output}: date chunks starting at {missing[:5]} were not written; rerun the same command "
+            f"to resume"
+        )
 
     manifest = SamplesManifest(
         producer=run.producer(),
@@ -189,7 +251,7 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
         target=checkpoint.target,
         dynamic=checkpoint.dynamic,
         static=checkpoint.static,
-        grid=arrays.manifest.grid,
+        grid=grid,
         split=config.split,
         n_members=members,
         base_seed=config.seed,
@@ -211,8 +273,9 @@ def run_generate(config: GenerateConfig, run: RunContext) -> None:
     log.info("wrote %s (%d dates x %d members)", config.output, n_dates, members)
 
 
-def store_layout(arrays: SplitArrays, seeds: np.ndarray, checkpoint: CheckpointManifest) -> StoreLayout:
-    grid = arrays.manifest.grid
+def store_layout(
+    arrays: SplitArrays, seeds: np.ndarray, checkpoint: CheckpointManifest, grid: GridInfo
+) -> StoreLayout:
     return StoreLayout(
         times=arrays.times,
         seeds=seeds,

@@ -17,7 +17,7 @@ from stride_core.transforms import VariableTransforms
 from stride_generate.config import GenerateConfig
 from stride_model import assemble_conditioning, build_model, load_into
 from stride_model.members import physical_members
-from stride_model.sampler import Tiling, sampler_kwargs
+from stride_model.sampling import Tiling, auto_tiling, sampler_kwargs
 
 log = get_logger("stride-generate")
 
@@ -76,7 +76,7 @@ def sample_dates(
     """
     spec = manifest.model_spec
     cond = assemble_conditioning(batch, spec)
-    tiling = tiling_of(config, spec)
+    tiling = tiling_of(config, spec, (int(cond.image.shape[-2]), int(cond.image.shape[-1])))
     per_date = [
         physical_members(
             model,
@@ -95,22 +95,23 @@ def sample_dates(
     return np.concatenate(per_date, axis=0)
 
 
-def tiling_of(config: GenerateConfig, spec: ModelSpec) -> Tiling | None:
-    """The sampler's tiling for the config, checked against the checkpoint's training patch."""
+def tiling_of(config: GenerateConfig, spec: ModelSpec, domain: tuple[int, int]) -> Tiling | None:
+    """The sampler's tiling of an HR domain: tiles of the checkpoint's training patch where the domain is larger.
+
+    Checked against the checkpoint: the tile must be its training patch, the overlap smaller than the tile.
+    """
     if config.tiling is None:
         return None
     patch = (int(spec.hr_shape[0]), int(spec.hr_shape[1]))
-    tile = patch if config.tiling.tile is None else tuple(config.tiling.tile)
+    tile = patch if config.tiling.tile is None else (int(config.tiling.tile[0]), int(config.tiling.tile[1]))
     if tile != patch:
         raise ConfigError(
             f"tiling.tile: {list(tile)} differs from the checkpoint's training patch {list(patch)}; set "
             f"tiling.tile={list(patch)} (or leave it out)"
         )
-    if config.tiling.overlap >= min(tile) or config.tiling.overlap % spec.factor:
-        raise ConfigError(
-            f"tiling.overlap: {config.tiling.overlap} must be a multiple of the factor {spec.factor} and "
-            f"smaller than the tile {list(tile)}; e.g. tiling.overlap={spec.factor * max(1, min(tile) // (4 * spec.factor))}"
+    try:
+        return auto_tiling(
+            domain, patch, spec.factor, overlap=config.tiling.overlap, tile_batch=config.tiling.tile_batch
         )
-    return Tiling(
-        tile=patch, overlap=config.tiling.overlap, factor=spec.factor, tile_batch=config.tiling.tile_batch
-    )
+    except ValueError as exc:  # auto_tiling's messages name the field and the fix
+        raise ConfigError(str(exc)) from None

@@ -258,6 +258,8 @@ class DownscalingDataset(Dataset[dict[str, Any]]):
     `__getitem__(key)`: key `(sample_index, draw)` or a plain int (draw 0). `patch_shape`: HR crop, a
     multiple of the factor (None: the whole domain). `rain_weighting`: draw patch positions weighted towards
     wet boxes. `wet_threshold`: add `wet` (physical target > threshold). `in_memory`: load the split once.
+    `region`: HR (rows, cols) slices on the LR grid; every sample is that fixed box (a patch that never
+    moves), so its context window holds the real field around the region, as a training patch's does.
     """
 
     def __init__(
@@ -272,6 +274,7 @@ class DownscalingDataset(Dataset[dict[str, Any]]):
         rain_weighting: RainWeighting | None = None,
         wet_threshold: float | None = None,
         in_memory: bool = False,
+        region: tuple[slice, slice] | None = None,
     ) -> None:
         self.path = Path(path)
         self.split = split
@@ -290,6 +293,15 @@ class DownscalingDataset(Dataset[dict[str, Any]]):
             self.times, codes, split, features, manifest.time_step_hours, source=self.path
         )
         grid = manifest.grid
+        self.region_origin: tuple[int, int] | None = None
+        if region is not None:
+            rows, cols = region
+            if patch_shape is not None or rows.start % grid.factor or cols.start % grid.factor:
+                raise ConfigError(
+                    f"{self.path}: region {region} must start on the LR grid and replaces patches"
+                )
+            patch_shape = (rows.stop - rows.start, cols.stop - cols.start)
+            self.region_origin = (rows.start // grid.factor, cols.start // grid.factor)
         self.layout = PatchLayout.build(grid.hr_shape, grid.factor, patch_shape, features.context_margin)
         # A stored context region is used whenever the model reads a context window.
         self._stored_margin = grid.context_margin if features.context_margin > 0 else 0
@@ -403,7 +415,11 @@ class DownscalingDataset(Dataset[dict[str, Any]]):
             weights = rain_position_weights(
                 field, self.layout.lr_shape, self.rain_weighting.threshold, self.rain_weighting.floor
             )
-        patch = self.layout.draw(rng, weights)
+        patch = (
+            self.layout.draw(rng, weights)
+            if self.region_origin is None
+            else self.layout.box(self.region_origin)
+        )
         steps = self.windows.steps[index]
         times = slice(int(steps[0]), int(steps[-1]) + 1)
         stored = self._stored_margin

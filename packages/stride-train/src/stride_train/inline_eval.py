@@ -1,6 +1,8 @@
 """Inline evaluation: a small ensemble on fixed validation dates, scored in physical units during training.
 
-It only observes. It samples the EMA weights with its own per-member seeds (no shared generator), and its
+It only observes. On a validation domain larger than the training patch it samples in tiles of that patch,
+blended at every step (stride_model.sampling.auto_tiling, the tiled sampler of stride-generate): a model
+trained on 64 x 64 patches is never run in one pass on a 512 x 512 domain. It samples the EMA weights with its own per-member seeds (no shared generator), and its
 scores are logged but never used for checkpoint selection, which stays with the validation loss. Beside the
 scores it draws a quicklook of the first date and runs the perturbation-response diagnostic.
 
@@ -28,6 +30,7 @@ from stride_core.variables import VariableRegistry
 from stride_model import assemble_conditioning
 from stride_model.adapter import DownscalingDataset, batch_to, collate_samples
 from stride_model.members import physical_members
+from stride_model.sampling import auto_tiling
 from stride_train.config import InlineEvalConfig
 from stride_train.perturbation import perturbation_response
 
@@ -92,6 +95,16 @@ class InlineEvaluator:
         self.seeds = [
             [config.seed + i * config.members + k for k in range(config.members)] for i in range(len(index))
         ]
+        # A model trained on patches never sees the whole validation domain at once: it is sampled in tiles
+        # of the training patch blended at every step, as stride-generate does (None: the domain fits).
+        domain = tuple(int(n) for n in self.truth.shape[-2:])
+        self.tiling = auto_tiling(domain, spec.hr_shape, spec.factor)
+        if self.tiling is not None:
+            layout = self.tiling.layout(domain)
+            log.info(
+                "inline evaluation: %dx%d validation domain in %d tiles of the %dx%d training patch (overlap %d)",
+                *domain, layout.n_tiles, *self.tiling.tile, self.tiling.overlap,
+            )  # fmt: skip
 
     def due(self, step: int) -> bool:
         return self.config.every is not None and step % self.config.every == 0
@@ -99,7 +112,13 @@ class InlineEvaluator:
     def _members(self, model: torch.nn.Module, batch: dict[str, Any]) -> NDArray[np.float32]:
         cond = assemble_conditioning(batch, self.spec)
         return physical_members(
-            model, self.spec, cond, self.seeds, self.transforms, num_steps=self.config.sampler_steps
+            model,
+            self.spec,
+            cond,
+            self.seeds,
+            self.transforms,
+            num_steps=self.config.sampler_steps,
+            tiling=self.tiling,
         )
 
     def _wet_threshold(self, name: str) -> float | None:

@@ -16,12 +16,20 @@ API (what stride-generate and stride-train call)::
 Lower level: `get_solver(name)(denoiser, latents, sigmas, cond, *, generator, callback, churn)`,
 `make_sigmas(name, n, sigma_min, sigma_max, rho)`, `autocast_denoiser(denoiser, precision)`,
 `TileLayout.build(domain, tile, overlap, factor)` with `TiledDenoiser(denoiser, layout, tile_batch=...)`,
-`nfe(solver, steps)` / `steps_for_nfe(solver, budget)`. Unknown solver/schedule/precision names and bad
+`nfe(solver, steps)` / `steps_for_nfe(solver, budget)`. `auto_tiling(domain, patch, factor)` gives the
+Tiling of a domain larger than the training patch (None when it fits): stride-generate and the inline
+evaluation of stride-train both sample through it, so a model is never run on a field larger than its patch. Unknown solver/schedule/precision names and bad
 tilings (tile larger than the domain, overlap >= tile, sizes not multiples of the factor) raise ValueError
 with a one-line message naming the field (`sampler.solver`, `tiling.overlap`, ...).
 """
 
-from stride_model.sampling.ensemble import Tiling, sample_ensemble, sampler_kwargs
+from stride_model.sampling.ensemble import (
+    Tiling,
+    auto_tiling,
+    default_overlap,
+    sample_ensemble,
+    sampler_kwargs,
+)
 from stride_model.sampling.noise import NoiseSource, StackedRandomGenerator
 from stride_model.sampling.precision import autocast_denoiser
 from stride_model.sampling.schedules import SCHEDULES, karras_sigmas, loglinear_sigmas, make_sigmas, vp_sigmas
@@ -55,8 +63,10 @@ __all__ = [
     "TileLayout",
     "TiledDenoiser",
     "Tiling",
+    "auto_tiling",
     "autocast_denoiser",
     "crop_conditioning",
+    "default_overlap",
     "get_solver",
     "karras_sigmas",
     "loglinear_sigmas",

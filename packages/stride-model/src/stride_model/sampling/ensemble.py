@@ -40,6 +40,41 @@ class Tiling:
         return TileLayout.build(domain, self.tile, self.overlap, self.factor)
 
 
+def default_overlap(tile: Sequence[int], factor: int) -> int:
+    """A quarter of the tile's shorter side, on the LR grid (at least one LR cell): wide enough to blend."""
+    return factor * max(1, min(int(v) for v in tile) // (4 * factor))
+
+
+def auto_tiling(
+    domain: Sequence[int],
+    patch: Sequence[int],
+    factor: int,
+    *,
+    overlap: int | None = None,
+    tile_batch: int = 16,
+) -> Tiling | None:
+    """Tiles of the training patch where the domain exceeds it (None: the domain fits, sample in one pass).
+
+    Along an axis shorter than the patch the tile is the domain's length there (the network is
+    convolutional; it only must not see a field larger than it was trained on). `overlap` None: a quarter
+    of the tile (default_overlap). A bad overlap raises ValueError naming `tiling.overlap`.
+    """
+    height, width = (int(v) for v in domain)
+    th, tw = (int(v) for v in patch)
+    if height <= th and width <= tw:
+        return None
+    tile = (min(th, height), min(tw, width))
+    chosen = default_overlap(tile, factor) if overlap is None else int(overlap)
+    if not 0 <= chosen < min(tile) or chosen % factor:
+        raise ValueError(
+            f"tiling.overlap: {chosen} must be a multiple of the factor {factor} and smaller than the tile "
+            f"{list(tile)}; e.g. tiling.overlap={default_overlap(tile, factor)}"
+        )
+    tiling = Tiling(tile=tile, overlap=chosen, factor=factor, tile_batch=tile_batch)
+    tiling.layout(domain)  # every other check of the layout, before anything is sampled
+    return tiling
+
+
 def sampler_kwargs(settings: SamplerSettings) -> dict[str, Any]:
     """sample_ensemble's keyword arguments for a contract's SamplerSettings."""
     return {

@@ -1,0 +1,243 @@
+"""Tiling seams on the largest real domain: blended tiles (combined at every step) against stitched ones.
+
+Data and model: MeteoSwiss radar precipitation at its full 640 x 704 grid (the 640 x 710 files trimmed to
+the x8 factor), three days merged; a small STRIDE EDM model trained on random 64 x 64 patches for a few
+hundred steps at smoke budget (stride-data build, stride-stats, stride-train called as libraries, each
+stage skipped when its output exists under --work; or pass --dataset and --checkpoint). The model is
+trained on patches, so the 640 x 704 domain can only be sampled in tiles of 64 x 64.
+
+For the same test dates, member seeds and solver, the domain is sampled twice in the same run:
+- blended: stride_model.sampling.TiledDenoiser, all tiles denoised and blended (sin^2 weights) at every
+  solver step (what stride-generate does);
+- stitched: each tile sampled on its own from the same latents and cut together at the middle of each
+  overlap (sample_stitched, the naive baseline).
+
+Seam ratio (stride_model.sampling.seams.seam_ratio): the mean absolute difference between neighbouring
+pixels across the seam lines (pairs that straddle a line), divided by the same mean over pixel pairs at
+least 3 pixels from any line, pooled over rows and columns, dates and members, on the network's output (model space: log-z-scored precipitation,
+where dry and wet areas weigh alike). Lines: where the stitched field switches tile (middle of each
+overlap) and, for blended, also every tile edge (where a tile starts to contribute); the blended ratio is
+the larger of the two. 1 means invisible seams. Target: blended < 1.10.
+
+Timing: on a 256 x 256 crop that fits in one pass, one-pass sampling against blended tiling (same seeds),
+best of --repeats; tiled / one-pass against the tiles' area ratio (sum of tile areas / domain area) + 15%.
+
+    python bench/tiling_seams.py                       # -> bench/results/tiling-seams.json
+    python bench/tiling_seams.py --train-steps 100 --members 1 --no-record   # a quick try
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import machine
+import numpy as np
+import torch
+import yaml
+
+from stride_contracts import CheckpointManifest
+from stride_core.artifacts import read_manifest_folder
+from stride_core.tracking import RunContext
+from stride_core.transforms import VariableTransforms
+from stride_model import assemble_conditioning, build_model, load_into
+from stride_model.adapter import DownscalingDataset, collate_samples
+from stride_model.sampling import TileLayout, Tiling, crop_conditioning, sample_ensemble
+from stride_model.sampling.seams import seam_ratio
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "tiling-seams.json"
+DATA = {
+    "source": {"path": ["radar_mch_2015-05-15.nc", "radar_mch_2016-07-11.nc", "radar_mch_2017-01-31.nc"]},
+    "target": ["precip"],
+    "dynamic": ["precip"],
+    "static": ["orography", "lsm"],
+    "coarsen": {"factor": 8, "min_valid_fraction": 0.5},
+    "conditioning_fill": {"precip": 0.0},  # LR cells outside the radar coverage
+    "splits": {
+        "train": {"start": "2015-05-15T00:00", "end": "2016-07-11T23:00"},
+        "val": {"start": "2016-07-11T23:05", "end": "2016-07-12T00:00"},
+        "test": {"start": "2017-01-31T00:00", "end": "2017-01-31T23:55"},
+    },
+}
+TRAIN = {
+    "data": {"patch": [64, 64]},
+    "model": {
+        "kind": "edm", "model_channels": 32, "channel_mult": [1, 2, 2], "num_blocks": 1,
+        "attn_resolutions": [], "dropout": 0.0,
+    },
+    "edm": {"P_mean": -1.2, "P_std": 1.2, "sigma_data": 1.0},
+    "optim": {"lr": 0.001, "warmup_steps": 50, "grad_clip": 1.0},
+    "training": {
+        "steps": 300, "batch_size": 16, "ema_halflife_samples": 1000, "log_every": 25, "val_every": 100,
+        "seed": 0,
+    },
+}  # fmt: skip
+
+
+def prepare(work: Path, train_steps: int) -> tuple[Path, Path]:
+    """dataset.zarr, stats.parquet and checkpoint/ under work, each built unless present."""
+    from stride_data.build import build_dataset
+    from stride_data.config import DataBuildConfig
+    from stride_stats.config import StatsConfig
+    from stride_stats.run import run_stats
+    from stride_train.config import TrainConfig
+    from stride_train.run import run_train
+
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("STRIDE_DATA", str(ROOT.parent / "shared" / "data"))
+    run = RunContext("bench-tiling-seams", work, None, None)  # no MLflow record: a benchmark
+    dataset, stats, checkpoint = work / "dataset.zarr", work / "stats.parquet", work / "checkpoint"
+    if not dataset.exists():
+        print("  stride-data build ...", flush=True)
+        build_dataset(DataBuildConfig.model_validate({**DATA, "output": str(dataset)}), run)
+    if not stats.exists():
+        print("  stride-stats ...", flush=True)
+        run_stats(StatsConfig(dataset=dataset, output=stats), run)
+    if not checkpoint.exists():
+        print(f"  stride-train ({train_steps} steps) ...", flush=True)
+        train = {**TRAIN, "training": {**TRAIN["training"], "steps": train_steps}}  # type: ignore[dict-item]
+        config = {**train, "dataset": str(dataset), "stats": str(stats), "output": str(checkpoint)}
+        run_train(TrainConfig.model_validate(config), run)
+    return dataset, checkpoint
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work", type=Path, default=Path("/tmp/stride-bench-tiling-seams"))
+    parser.add_argument("--dataset", type=Path, help="use this dataset.zarr (with --checkpoint)")
+    parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dates", type=int, default=2, help="test dates (spread over the split)")
+    parser.add_argument("--members", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=8, help="Heun steps (2 * steps - 1 network calls)")
+    parser.add_argument("--overlap", type=int, default=16, help="HR pixels (a multiple of the factor)")
+    parser.add_argument("--tile-batch", type=int, default=64)
+    parser.add_argument("--timing-crop", type=int, default=256, help="HR side of the one-pass timing domain")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-record", action="store_true", help="print only, do not write the JSON")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.dataset is not None and args.checkpoint is not None:
+        dataset, checkpoint = args.dataset, args.checkpoint
+    else:
+        dataset, checkpoint = prepare(args.work, args.train_steps)
+    manifest = read_manifest_folder(checkpoint, CheckpointManifest)
+    spec = manifest.model_spec
+    transforms = VariableTransforms(manifest.transforms)
+    model = build_model(spec)
+    load_into(model, checkpoint / manifest.ema_weights_file)
+    model.eval()
+    tile = (int(spec.hr_shape[0]), int(spec.hr_shape[1]))
+    adapter = DownscalingDataset(dataset, "test", transforms, manifest.features)
+    indices = np.unique(np.linspace(0, len(adapter) - 1, args.dates).round().astype(int)).tolist()
+    batch = collate_samples([adapter[i] for i in indices])
+    cond = assemble_conditioning(batch, spec)
+    domain = (int(cond.image.shape[-2]), int(cond.image.shape[-1]))
+    seeds = [[1000 * i + k for k in range(args.members)] for i in indices]
+    sampler = {"solver": "heun", "num_steps": args.steps}
+    print(
+        f"{len(indices)} test dates x {args.members} members on {domain} HR in tiles of {tile} (overlap "
+        f"{args.overlap}), checkpoint step {manifest.step}, {args.threads} thread(s)",
+        flush=True,
+    )
+
+    fields: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+    layout = TileLayout.build(domain, tile, args.overlap, spec.factor)
+    for mode in ("blended", "stitched"):
+        tiling = Tiling(
+            tile=tile, overlap=args.overlap, factor=spec.factor, tile_batch=args.tile_batch, mode=mode
+        )
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = sample_ensemble(model, cond, seeds, spec.out_channels, **sampler, tiling=tiling)  # type: ignore[arg-type]
+        seconds[mode] = time.perf_counter() - start
+        fields[mode] = out.numpy()[:, :, 0]  # [dates, members, H, W], model space
+        print(f"  {mode:<9} {seconds[mode]:.1f} s ({layout.n_tiles} tiles)", flush=True)
+    ratios = {
+        "blended_cuts": seam_ratio(fields["blended"], layout, "cuts"),
+        "blended_edges": seam_ratio(fields["blended"], layout, "edges"),
+        "stitched_cuts": seam_ratio(fields["stitched"], layout, "cuts"),
+        "blended_mean_cuts": seam_ratio(fields["blended"].mean(axis=1), layout, "cuts"),
+        "blended_mean_edges": seam_ratio(fields["blended"].mean(axis=1), layout, "edges"),
+        "stitched_mean_cuts": seam_ratio(fields["stitched"].mean(axis=1), layout, "cuts"),
+    }
+    blended = max(ratios["blended_cuts"], ratios["blended_edges"])
+    stitched = ratios["stitched_cuts"]
+
+    # Timing on a crop that fits in one pass: one pass vs blended tiling, same seeds, best of repeats.
+    side = args.timing_crop
+    crop = cond[torch.zeros(1, dtype=torch.long)]
+    crop = crop_conditioning(crop, (0, 0), (side, side), spec.factor)
+    timing_tiling = Tiling(tile=tile, overlap=args.overlap, factor=spec.factor, tile_batch=args.tile_batch)
+    timing_layout = timing_tiling.layout((side, side))
+    area_ratio = timing_layout.n_tiles * tile[0] * tile[1] / (side * side)
+
+    def best(tiling: Tiling | None) -> float:
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            with torch.no_grad():
+                sample_ensemble(model, crop, [0], spec.out_channels, **sampler, tiling=tiling)  # type: ignore[arg-type]
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    best(None)  # warm-up
+    one_pass, tiled = best(None), best(timing_tiling)
+    time_ratio = tiled / one_pass
+    print(
+        f"seam ratio: blended {blended:.3f} (cuts {ratios['blended_cuts']:.3f}, edges "
+        f"{ratios['blended_edges']:.3f}; target < 1.10), stitched {stitched:.3f}\n"
+        f"timing {side}x{side}: one pass {one_pass:.2f} s, tiled {tiled:.2f} s ({timing_layout.n_tiles} tiles), "
+        f"ratio {time_ratio:.2f} vs area ratio {area_ratio:.2f} (+15%: {1.15 * area_ratio:.2f})",
+        flush=True,
+    )
+    result: dict[str, Any] = {
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python", "bench/tiling_seams.py", *sys.argv[1:]]),
+        "data": "MeteoSwiss radar precip, 3 days, full grid trimmed to x8, test split 2017-01-31",
+        "model": f"STRIDE EDM ({checkpoint}) trained {manifest.step} steps on random {tile[0]}x{tile[1]} patches",
+        "sampler": {**sampler, "members": args.members, "dates": len(indices), "tile_batch": args.tile_batch},
+        "domain": list(domain),
+        "tile": list(tile),
+        "overlap": args.overlap,
+        "n_tiles": layout.n_tiles,
+        "seam_ratio_blended": blended,
+        "seam_ratio_stitched": stitched,
+        "seam_ratio_target": 1.10,
+        "seam_ratio_blended_pass": blended < 1.10,
+        "seam_ratios": ratios,
+        "seconds": seconds,
+        "timing": {
+            "domain": [side, side],
+            "n_tiles": timing_layout.n_tiles,
+            "one_pass_s": one_pass,
+            "tiled_s": tiled,
+            "ratio": time_ratio,
+            "area_ratio": area_ratio,
+            "target": 1.15 * area_ratio,
+            "pass": time_ratio <= 1.15 * area_ratio,
+        },
+        "device": f"{machine.cpu_model()} ({os.cpu_count()} logical CPUs, {args.threads} torch threads; CPU only)",
+        "machine_load": machine.load(),
+    }
+    if not args.no_record:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {RESULTS}")
+    else:
+        print(yaml.safe_dump({k: result[k] for k in ("seam_ratio_blended", "seam_ratio_stitched")}))
+
+
+if __name__ == "__main__":
+    main()
