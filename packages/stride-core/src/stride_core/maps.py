@@ -145,7 +145,7 @@ def quicklook_figure(
     spread_ax = axes[-1]
     spread_ax.set_title("ensemble spread (std)", fontsize=9)
     _show_map(spread_ax, spread, hr_extent, spread_scale.cmap, spread_scale.norm, geographic)
-    _draw_outline(spread_ax, outline, hr_extent, outline_level)
+    _draw_outline(spread_ax, outline, hr_extent, outline_level, colour="white")  # over dark viridis
 
     field_axes = axes[:-1] if lr_scale is None else axes[1:-1]
     _colour_bar(fig, scale, field_axes, shrink=0.5 if lr_scale is None else 0.6, aspect=40)
@@ -173,7 +173,9 @@ def _colour_bar(
         bar.set_ticks(list(scale.norm.boundaries), labels=[f"{b:g}" for b in scale.norm.boundaries])
 
 
-def _draw_outline(ax: Axes, field: NDArray[Any] | None, extent: Extent, level: float) -> None:
+def _draw_outline(
+    ax: Axes, field: NDArray[Any] | None, extent: Extent, level: float, colour: str = "0.15"
+) -> None:
     """The `level` contour of `field` (row 0 north) over the panel: coastlines from a land-sea mask."""
     if field is None or not np.isfinite(field).any():
         return
@@ -185,7 +187,7 @@ def _draw_outline(ax: Axes, field: NDArray[Any] | None, extent: Extent, level: f
         levels=[level],
         extent=extent,
         origin="upper",
-        colors="0.15",
+        colors=colour,
         linewidths=0.6,
     )
     # contour autoscales to the cell centres; keep the image's cell-edge limits.
