@@ -4,8 +4,10 @@ input with another calendar, other longitudes and other units, and no truth.
 Training: HR ERA5 t2m (0.25 deg) with a separate LR source, a 1-degree block mean of the same file written by
 the test. Inference: that LR file as a climate model would deliver it: converted to a `360_day` calendar
 (xarray convert_calendar drops the 31st), longitudes shifted to 0..360 (the UK domain straddles 0 deg, so the
-axis wraps) and units changed to degC. The samples are checked in samples.zarr (NetCDF export is not wired
-into this test).
+axis wraps) and units changed to degC. The samples are checked in samples.zarr and in their NetCDF export
+(`stride-generate export --format netcdf`), read back undecoded (the raw CF attributes, the time numbers
+decoded here with cftime): the time axis keeps the `360_day` calendar, the variables carry the registry's units
+and the lat/lon coordinates are the training grid's.
 """
 
 from __future__ import annotations
@@ -144,6 +146,36 @@ def test_train_on_reanalysis_downscale_a_360_day_projection(tmp_path: Path, cli_
         np.testing.assert_array_equal(samples[name].values, training[name].values)
     members = samples["members"].values
     assert np.isfinite(members).all() and 240 < members.mean() < 300
+
+    # The export: CF NetCDF with the projection's calendar, the target's units and the HR grid's coordinates.
+    exported = run_cli(
+        [
+            "stride-generate",
+            "export",
+            "--format",
+            "netcdf",
+            "--samples",
+            f"{out}/samples.zarr",
+            "--out",
+            f"{out}/samples.nc",
+        ],
+        cli_env,
+    )
+    assert exported.returncode == 0, exported.stderr
+    with xr.open_dataset(out / "samples.nc", engine="h5netcdf", decode_times=False) as nc:
+        time = nc["time"]
+        assert time.attrs["calendar"] == "360_day"
+        dates = cftime.num2date(time.values, time.attrs["units"], calendar=time.attrs["calendar"])
+        assert [d.isoformat() for d in dates] == [d.isoformat() for d in samples["time"].values]
+        assert all(d.calendar == "360_day" for d in dates)
+        t2m = nc["t2m"]
+        assert t2m.attrs["units"] == "K"
+        assert t2m.dims[:2] == ("time", "realization")
+        assert t2m.shape == (len(dates), 2, 16, 24)
+        np.testing.assert_allclose(t2m.values, members[:, :, 0], rtol=1e-6)
+        for name, units in (("lat", "degrees_north"), ("lon", "degrees_east")):
+            assert nc[name].attrs["units"] == units
+            np.testing.assert_allclose(nc[name].values, training[name].values)
 
     # stride-eval needs truth: one line, exit 2.
     refused = run_cli(
