@@ -50,8 +50,8 @@ clean:
 	rm -rf $(OUT) .mypy_cache .ruff_cache
 
 .PHONY: bench-train-step
-bench-train-step: $(STAMP)
-	$(BIN)/python bench/train_step.py
+bench-train-step: $(STAMP) bench-peak
+	nice -n 10 $(BIN)/python bench/train_step.py $(TRAIN_STEP_ARGS)
 
 .PHONY: bench-quality
 bench-quality: $(STAMP)
@@ -90,6 +90,11 @@ bench-sampler: $(STAMP)
 .PHONY: bench-eval-speed
 bench-eval-speed: $(STAMP)
 	nice -n 10 $(BIN)/python bench/eval_speed.py $(EVAL_SPEED_ARGS)
+
+# The device's measured fp32/bf16 peak (bench/results/peak.json); bench-train-step runs it first for its MFU.
+.PHONY: bench-peak
+bench-peak: $(STAMP)
+	nice -n 10 $(BIN)/python bench/peak.py $(PEAK_ARGS)
 
 .PHONY: bench-tiling-seams
 bench-tiling-seams: $(STAMP)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -145,7 +146,7 @@ def measure(
                 }
             )
             print(
-                f"  {dtype:<5} {case.label:<26} {rows[-1]['tflops']:.4f} TFLOP/s ({len(times)} calls)",
+                f"  {dtype:<5} {case.label:<26} {rows[-1]['tflops']:.3g} TFLOP/s ({len(times)} calls)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -192,14 +193,16 @@ def print_table(report: dict[str, Any]) -> None:
     for row in report["results"]:
         print(
             f"{row['dtype']:<6} {row['label']:<26} {row['repeats']:>6} {row['median_s']:>10.4f} "
-            f"{row['tflops']:>9.4f} {row['tflops_best']:>9.4f}"
+            f"{row['tflops']:>9.3g} {row['tflops_best']:>9.3g}"
         )
-    peaks = ", ".join(f"{key} {value:.4f}" for key, value in report.items() if key.endswith("_tflops"))
+    peaks = ", ".join(f"{key} {value:.3g}" for key, value in report.items() if key.endswith("_tflops"))
     print(f"\npeak: {peaks}")
     if "bf16_over_fp32" in report:
         print(f"bf16 / fp32: x{report['bf16_over_fp32']:.3f}")
     if "cpu" in report:
         print(f"cpu: {report['cpu']}")
+    if "load" in report:
+        print(f"load average {report['load']['loadavg']} on {os.cpu_count()} logical CPUs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         device, args.dtypes, CASES[device.type], args.seconds, args.min_repeats, args.max_repeats
     )
     report["command"] = " ".join(["python bench/peak.py", *(sys.argv[1:] if argv is None else argv)])
+    report["load"] = machine.load()  # a shared machine's figures are its share, not the device's peak
     print_table(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

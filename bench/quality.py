@@ -380,7 +380,10 @@ def summarise(dataset: Dataset, folder: Path, runs: dict[str, dict[str, Any]], l
     entries: dict[str, dict[str, float | None]] = {}
     truth: dict[str, float] = {}
     for model, run in runs.items():
-        values = headline(run["metrics"], "stride", dataset.variable)
+        # stride-eval names the regression model's rows "regression" (an EDM ensemble's "stride").
+        values = headline(run["metrics"], model, dataset.variable) or headline(
+            run["metrics"], "stride", dataset.variable
+        )
         occurrence = occurrence or "wet_freq" in values
         entries[model] = model_entry(values, "wet_freq" in values)
     first = runs.get("stride") or next(iter(runs.values()))

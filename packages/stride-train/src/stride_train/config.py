@@ -106,7 +106,9 @@ class LoopConfig(StrictConfig):
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         default="fp32",
         description="Autocast dtype of the network's forward pass (bf16 also on the CPU; fp16 adds a gradient "
-        "scaler); the EDM preconditioning, the loss and validation stay float32.",
+        "scaler); the EDM preconditioning, the loss, validation and the saved weights stay float32. fp32 by "
+        "default: on a CPU without avx512_bf16/amx_bf16 (AMD Zen 3) bf16 is ~50x slower "
+        "(bench/results/peak.json); bf16 pays off on GPUs and CPUs with bf16 units.",
     )
     channels_last: bool = Field(
         default=False, description="Channels-last memory layout of the network (faster convolutions on CUDA)."
