@@ -17,7 +17,7 @@ from stride_contracts.checkpoint import (
 from stride_core.transforms import VariableTransforms
 from stride_model import Conditioning, apply_rain_gate, build_model
 from stride_model.members import physical_members
-from stride_model.rain_gate import gate_uniforms
+from stride_model.rain_gate import RainGateSettings, gate_uniforms
 
 M = 400
 
@@ -158,3 +158,18 @@ def test_physical_members_hurdle_rains_at_the_gate_probability(tiny_spec: Callab
     alone = physical_members(model, spec, cond, [[7]], transforms, rain_gate="hurdle", **options)
     np.testing.assert_array_equal(hurdle[:, 7:8], alone)
     assert abs((hurdle > 0.1).mean() - 0.3) < 0.03
+    # The default rule and length are generation's (RainGateSettings), so the inline evaluation matches it.
+    settings = RainGateSettings()
+    default = physical_members(model, spec, cond, [list(range(40))], transforms, **options)
+    explicit = physical_members(
+        model,
+        spec,
+        cond,
+        [list(range(40))],
+        transforms,
+        rain_gate=settings.rule,
+        rain_gate_length=settings.length,
+        **options,
+    )
+    np.testing.assert_array_equal(default, explicit)
+    assert settings.rule == "hurdle"

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from stride_contracts.checkpoint import ModelSpec
 from stride_core.transforms import VariableTransforms
 from stride_model.conditioning import Conditioning
-from stride_model.rain_gate import RainGateRule, apply_rain_gate
+from stride_model.rain_gate import DEFAULT_GATE_LENGTH, DEFAULT_GATE_RULE, RainGateRule, apply_rain_gate
 from stride_model.sampler import sample_ensemble
 
 
@@ -22,18 +22,18 @@ def physical_members(
     cond: Conditioning,
     seeds: list[list[int]],
     transforms: VariableTransforms,
-    rain_gate: RainGateRule = "threshold",
-    rain_gate_length: float = 0.0,
+    rain_gate: RainGateRule = DEFAULT_GATE_RULE,
+    rain_gate_length: float = DEFAULT_GATE_LENGTH,
     **sampler: Any,
 ) -> NDArray[np.float32]:
     """Members [B, M, C_out, H, W] in physical units; a regression model gives its one prediction (M = 1).
 
     `sampler` goes to sample_ensemble (num_steps, sigma_max, S_churn, ...). With a RainGate, pixels the gate
-    calls dry are exactly 0: with "threshold" (this function's default) where P(wet) < 0.5, in every member;
-    with "sample" and "hurdle" each member draws them from P(wet) with a generator of its own seed
-    (correlation length rain_gate_length HR pixels), so member k depends on seeds[b][k] alone, and "hurdle"
-    lifts the drawn-wet pixels to at least the gate's wet threshold (spec.rain_gate_threshold); "none" keeps
-    the members as sampled. The gate sees only the conditioning, so its probabilities are evaluated once per
+    calls dry are exactly 0: with "threshold" where P(wet) < 0.5, in every member; with "sample" and "hurdle"
+    (the default, as in stride-generate, so the inline evaluation scores what generation emits) each member
+    draws them from P(wet) with a generator of its own seed (correlation length rain_gate_length HR pixels),
+    so member k depends on seeds[b][k] alone, and "hurdle" lifts the drawn-wet pixels to at least the gate's
+    wet threshold (spec.rain_gate_threshold); "none" keeps the members as sampled. The gate sees only the conditioning, so its probabilities are evaluated once per
     date.
     """
     if spec.kind == "regression":

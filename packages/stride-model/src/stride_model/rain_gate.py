@@ -112,6 +112,8 @@ class RainGate(nn.Module):
 
 RainGateRule = Literal["hurdle", "sample", "threshold", "none"]
 RAIN_GATE_RULES: tuple[RainGateRule, ...] = ("hurdle", "sample", "threshold", "none")
+DEFAULT_GATE_RULE: RainGateRule = "hurdle"
+"""The rule of generation and of the inline evaluation unless told otherwise (the module docstring says why)."""
 DEFAULT_GATE_LENGTH = 4.0
 """HR pixels: wet/dry decided together over a few pixels (a few km at 1 km), the scale of a rain cell's edge."""
 
@@ -122,7 +124,7 @@ class RainGateSettings(StrictConfig):
     # The hurdle rule by default: the only rule whose wet frequency follows P(wet) (see the module docstring
     # and bench/dry_case.py for the ablation of every rule on the dry case).
     rule: RainGateRule = Field(
-        default="hurdle",
+        default=DEFAULT_GATE_RULE,
         description="hurdle: each member draws its wet pixels from P(wet) with its own seed, takes the "
         "diffusion member's value there but never below the wet threshold, and 0 elsewhere; sample: the same "
         "draw, keeping the diffusion member's value where the draw is wet (wet only where both are); "
