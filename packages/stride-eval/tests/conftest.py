@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from stride_contracts import ProducerRef, SamplerSettings, SamplesManifest, VariableRef
+from stride_contracts import InputRef, ProducerRef, SamplerSettings, SamplesManifest, VariableRef
 from stride_contracts.checkpoint import TransformSet, VariableTransform, ZScoreSpec
 from stride_contracts.dataset import GridInfo
 from stride_core.artifacts import write_zarr_artifact
@@ -33,6 +33,7 @@ def write_samples(
     chunk_dates: int = 1,
     has_target: bool = True,
     lr_offset: float = 0.0,
+    lineage: Path | None = None,
 ) -> Path:
     """samples.zarr of one target variable: members [time, member, H, W], truth [time, H, W] (NaN allowed)."""
     n_times, n_members, height, width = members.shape
@@ -87,6 +88,9 @@ def write_samples(
         checkpoint_step=1,
         transforms=TransformSet(target=[transform], dynamic=[transform], static=[]),
         has_target=has_target,
+        inputs=[]
+        if lineage is None
+        else [InputRef(role="dataset", uri=lineage.resolve().as_uri(), contract="stride.dataset")],
     )
     if not has_target:  # as stride-generate writes an inference store: the target array all NaN
         dataset["target"] = xr.full_like(dataset["target"], np.nan)

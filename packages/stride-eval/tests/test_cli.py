@@ -164,6 +164,27 @@ def test_perturbation_response_of_a_store_from_perturbed_inputs(
     assert lr_bias["warm"] == pytest.approx(lr_bias["stride"] - 0.4, abs=1e-4)  # against its own input
 
 
+def test_climatology_on_by_default_goes_without_a_moved_dataset_unless_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], write_samples: Writer
+) -> None:
+    members, truth = precip_case()
+    moved = write_samples(
+        tmp_path / "moved.zarr",
+        members,
+        truth,
+        variable="precip",
+        units="mm h-1",
+        lineage=tmp_path / "gone.zarr",
+    )
+    out = tmp_path / "m.parquet"
+    assert main(["--samples", str(moved), "--out", str(out), "--mode", "minimal"]) == 0
+    assert "climatology" not in set(pd.read_parquet(out)["model"])
+    asked = tmp_path / "asked.parquet"
+    assert main(["--samples", str(moved), "--out", str(asked), "--set", "baselines=[climatology]"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "gone.zarr does not exist" in err and "baseline.dataset=" in err and not asked.exists()
+
+
 def test_samples_without_a_target_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], write_samples: Writer
 ) -> None:

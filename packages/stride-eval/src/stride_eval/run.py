@@ -17,8 +17,9 @@ from stride_core.maps import save_figure
 from stride_core.progress import get_logger
 from stride_core.tracking import RunContext
 from stride_core.variables import VariableRegistry
-from stride_eval.baselines import baseline_predictions
+from stride_eval.baselines import TRAINED_BASELINES, baseline_predictions
 from stride_eval.baselines.quantile_mapping import UPSAMPLERS
+from stride_eval.baselines.training import lineage_dataset
 from stride_eval.config import EvalConfig
 from stride_eval.families import MINIMAL_FAMILIES, REGISTRY
 from stride_eval.inputs import EvalInputs, Prediction, masked_inputs
@@ -99,6 +100,33 @@ def predictions_for(
     return predictions, lr, lr_by_model
 
 
+def with_available_baselines(config: EvalConfig, main: SamplesStore) -> EvalConfig:
+    """`config` without the trained baselines (climatology, qdm) when no training split can be found: one
+    warning here rather than one per variable and chunk. A moved dataset is an error only when the baselines
+    were asked for; the default list (climatology on) then warns and goes on without them."""
+    trained = [name for name in config.baselines if name in TRAINED_BASELINES]
+    if not trained:
+        return config
+    try:
+        found = lineage_dataset(main.manifest, config.baseline.dataset) is not None
+    except ConfigError as error:
+        if "baselines" in config.model_fields_set or config.baseline.dataset is not None:
+            raise
+        log.warning("%s: baselines %s skipped", error, trained)
+        found = False
+    else:
+        if not found:
+            log.warning(
+                "the samples name no input dataset: baselines %s skipped (set baseline.dataset=PATH/dataset.zarr)",
+                trained,
+            )
+    if found:
+        return config
+    return config.model_copy(
+        update={"baselines": [b for b in config.baselines if b not in TRAINED_BASELINES]}
+    )
+
+
 def run_eval(config: EvalConfig, run: RunContext) -> None:
     families = selected_families(config)
     unknown = [f for f in families if f not in REGISTRY]
@@ -106,6 +134,7 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
         raise ConfigError(f"families: unknown {unknown}; known: {sorted(REGISTRY)}")
     main = open_samples(config.samples, config.label)
     run.record_input("samples", config.samples, main.manifest)
+    config = with_available_baselines(config, main)
     others = []
     for label, path in config.compare.items():
         if label == main.label:
