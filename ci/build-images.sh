@@ -135,7 +135,16 @@ cleanup() {
 trap cleanup EXIT
 if [ -n "$WHEELHOUSE" ]; then
   [ -d "$WHEELHOUSE" ] || { echo "build-images: wheelhouse $WHEELHOUSE is not a folder" >&2; exit 2; }
-  PORT=${STRIDE_WHEELHOUSE_PORT:-$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+  # A fixed port when it is free: the port is part of the PIP_OPTIONS build argument, and a new value
+  # would miss the layer cache of every RUN after it (a full rebuild, torch included, each time).
+  PORT=${STRIDE_WHEELHOUSE_PORT:-$("$PYTHON" -c '
+import socket
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", 8765))
+except OSError:
+    s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')}
   if [ "$DRY_RUN" = 0 ]; then
     "$PYTHON" -m http.server "$PORT" --bind 127.0.0.1 --directory "$WHEELHOUSE" > /dev/null 2>&1 &
     SERVER_PID=$!
