@@ -60,9 +60,8 @@ def test_inline_evaluation_logs_scores_and_never_changes_training(
 def test_inline_evaluation_samples_a_larger_domain_in_training_patches(tmp_path: Path) -> None:
     # A model trained on 16 x 24 patches, evaluated on a 32 x 48 validation domain: every network call sees
     # tiles of the patch (never the whole domain), and the scores come out finite.
-    from stride_contracts import ModelSpec
+    from stride_contracts import FeatureSpec, ModelSpec
     from stride_contracts.checkpoint import TransformSet, VariableTransform, ZScoreSpec
-    from stride_contracts.dataset import FeatureSpec
     from stride_core.testing import write_synthetic_dataset
     from stride_core.transforms import VariableTransforms
     from stride_model import build_model
