@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,9 @@ from pathlib import Path
 
 from stride_core.errors import StrideError
 
+IDLE_TIMEOUT = "600s"
+"""A scheduler left without clients and tasks this long exits; workers exit 60 s after losing it. A safety net
+for a parent killed before its clean-up (SIGKILL): nothing started here outlives it by much."""
 START_TIMEOUT_S = 120.0
 """How long the scheduler and workers may take to come up (imports are slow on a loaded machine)."""
 
@@ -51,6 +55,10 @@ def loopback_cluster(
         scheduler_file = Path(scratch) / "scheduler.json"
         cluster = LoopbackCluster(address="")
         env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+        # SIGTERM (a timeout, scancel) becomes SystemExit in the main thread, so the finally below runs.
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             cluster.processes.append(
                 _start(
@@ -62,6 +70,8 @@ def loopback_cluster(
                         "--port",
                         "0",
                         "--no-dashboard",
+                        "--idle-timeout",
+                        IDLE_TIMEOUT,
                         "--scheduler-file",
                         str(scheduler_file),
                     ],
@@ -88,6 +98,8 @@ def loopback_cluster(
                             scratch,
                             "--name",
                             f"stride-worker-{index}",
+                            "--death-timeout",
+                            "60",
                         ],
                         logs / f"worker-{index}.log",
                         env,
@@ -98,6 +110,12 @@ def loopback_cluster(
         finally:
             for process in reversed(cluster.processes):
                 _stop(process)
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _start(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
