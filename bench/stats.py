@@ -321,12 +321,14 @@ def print_table(report: dict[str, Any]) -> None:
             "read limit (read + decompress)",
             report["read_wall_s"],
             report["read_mb_per_s"],
+            report["settings"]["read_cpu_s"],
             report["settings"]["read_peak_rss_mb"],
         ),
         (
             "stride-stats, local threads",
             report["wall_s"],
             report["split_raw_mb_per_s"],
+            report["settings"]["cpu_s"],
             report["peak_rss_mb"],
         ),
     ]
@@ -336,11 +338,13 @@ def print_table(report: dict[str, Any]) -> None:
                 "stride-stats, scheduler + workers",
                 report["distributed"]["wall_s"],
                 report["distributed_mb_per_s"],
+                report["distributed"]["cpu_s"],
                 report["distributed"]["peak_rss_mb"],
             )
         )
-    for name, wall, rate, peak in rows:
-        print(f"{name:<34} {wall:>8.1f} {rate:>8.0f} {peak:>12.0f}")
+    gb = report["split_raw_gb"]
+    for name, wall, rate, cpu, peak in rows:
+        print(f"{name:<34} {wall:>8.1f} {rate:>8.1f} {cpu:>8.1f} {gb * 1e3 / cpu:>9.1f} {peak:>12.0f}")
     print(
         f"ratio_to_read {report['ratio_to_read']:.2f} (goal >= {report['target_ratio_to_read']}); target "
         f">= {report['target_mb_per_s']:.0f} MB/s and < {report['target_peak_rss_mb']:.0f} MB: "

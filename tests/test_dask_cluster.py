@@ -47,7 +47,7 @@ def stats(store: Path, out: Path, env: dict[str, str], *extra: str) -> object:
 def test_cluster_table_equals_local_threads_and_numpy(
     era5_store: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    local = stats(era5_store, tmp_path / "local.parquet", cli_env)
+    local = stats(era5_store, tmp_path / "local.parquet", cli_env, "--set", "task_mb=0.5")
     started: list[int] = []
     with loopback_cluster(workers=2, threads=1, log_dir=tmp_path) as cluster:
         started = cluster.pids
