@@ -7,7 +7,8 @@ The pass reads every row once, a group of about `task_values` values per task, a
 chunk of each group: count, moments (Chan-mergeable, float64), extremes, the minimum's atom, the wet count,
 the moments of log(x + eps), sqrt(x) and the Box-Cox transform (x >= 0 only), and an aligned histogram
 (stride_stats.histogram) filled with np.bincount. Partials merge as a fixed tree, so the table is the same
-on local threads and on a distributed cluster.
+on local threads and on a distributed cluster (counts and histogram exactly, float sums to the last bits
+that SIMD reductions vary with memory alignment).
 
 Why a histogram and not a sketch (e.g. DataSketches KLL): KLL's rank error is about 1.3 % of n at k = 200
 (about 0.2 K at the median of the benchmark's t2m) and probabilistic; the histogram's error is bounded by
