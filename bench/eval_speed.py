@@ -33,7 +33,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -45,7 +44,6 @@ import machine
 import numpy as np
 import pandas as pd
 import properscoring
-import psutil
 import xarray as xr
 import xskillscore
 
@@ -231,35 +229,6 @@ def write_store(path: Path, n_dates: int, m: int, size: int) -> None:
     write_zarr_artifact(dataset, manifest, path)
 
 
-class TreeMemory:
-    """The largest summed RSS of a process and its descendants, sampled on a thread every 50 ms."""
-
-    def __init__(self, pid: int) -> None:
-        self.root = psutil.Process(pid)
-        self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> TreeMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            total = 0
-            try:
-                for process in [self.root, *self.root.children(recursive=True)]:
-                    total += process.memory_info().rss
-            except psutil.Error:
-                pass
-            self.peak_bytes = max(self.peak_bytes, total)
-            self._stop.wait(0.05)
-
-
 def metrics_benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     store = workdir / "samples.zarr"
     start = time.perf_counter()
@@ -280,7 +249,7 @@ def metrics_benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]
     env = {**os.environ, "STRIDE_PROGRESS": "0", "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
     start = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with TreeMemory(child.pid) as memory:
+    with machine.TreeMemory(child.pid) as memory:
         log, _ = child.communicate()
     wall = time.perf_counter() - start
     if child.returncode != 0:

@@ -15,6 +15,7 @@ import ctypes.util
 import mmap
 import os
 import platform
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,3 +152,47 @@ def read_all(path: Path) -> int:
     for file in store_files(path):
         total += len(file.read_bytes())
     return total
+
+
+class TreeMemory:
+    """Samples the summed RSS of processes and their descendants on a thread until stopped (peak memory of a
+    command that starts workers: the children of a CLI, or a Dask scheduler and its workers)."""
+
+    interval_s = 0.02
+
+    def __init__(self, pid: int, *others: int) -> None:
+        self.roots = [psutil.Process(p) for p in (pid, *others)]
+        self.peak_bytes = 0
+        self.peak_processes = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            tree = []
+            for root in self.roots:
+                try:
+                    tree += [root, *root.children(recursive=True)]
+                except psutil.Error:
+                    continue
+            if not tree:
+                return
+            total = 0
+            for process in tree:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.samples += 1
+            if total > self.peak_bytes:
+                self.peak_bytes, self.peak_processes = total, len(tree)
+            self._stop.wait(self.interval_s)

@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +38,6 @@ from typing import Any
 import machine
 import numpy as np
 import pandas as pd
-import psutil
 import zarr
 from make_store import add_store_arguments, store_from
 
@@ -50,48 +48,7 @@ RESULTS = ROOT / "bench" / "results" / "stats.json"
 TARGET_PEAK_MB = 2000.0
 TARGET_MB_PER_S = 200.0
 TARGET_RATIO = 0.5
-SAMPLE_S = 0.02
-
-
-class TreeMemory:
-    """Samples the summed RSS of a process and its descendants on a thread until stopped."""
-
-    def __init__(self, pid: int, *others: int) -> None:
-        self.roots = [psutil.Process(p) for p in (pid, *others)]
-        self.peak_bytes = 0
-        self.peak_processes = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> TreeMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            tree = []
-            for root in self.roots:
-                try:
-                    tree += [root, *root.children(recursive=True)]
-                except psutil.Error:
-                    continue
-            if not tree:
-                return
-            total = 0
-            for process in tree:
-                try:
-                    total += process.memory_info().rss
-                except psutil.Error:
-                    continue
-            self.samples += 1
-            if total > self.peak_bytes:
-                self.peak_bytes, self.peak_processes = total, len(tree)
-            self._stop.wait(SAMPLE_S)
+SAMPLE_S = machine.TreeMemory.interval_s
 
 
 def run_child(command: list[str], out_dir: Path, extra_pids: tuple[int, ...] = ()) -> dict[str, Any]:
@@ -103,7 +60,7 @@ def run_child(command: list[str], out_dir: Path, extra_pids: tuple[int, ...] = (
     print("running: " + " ".join(command), file=sys.stderr, flush=True)
     start, cpu_start = time.perf_counter(), children_cpu_s()
     child = subprocess.Popen(command, env=env, cwd=out_dir)
-    with TreeMemory(child.pid, *extra_pids) as memory:
+    with machine.TreeMemory(child.pid, *extra_pids) as memory:
         code = child.wait()
     wall = time.perf_counter() - start
     if code != 0:
