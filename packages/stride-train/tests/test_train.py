@@ -1,3 +1,4 @@
+import logging
 import math
 import os
 import signal
@@ -120,3 +121,23 @@ def test_precision_is_validated(
 ) -> None:
     assert train(tiny_args, tmp_path / "ckpt", "--steps", "1", "--set", "training.precision=bf17") == 2
     assert "training.precision" in capsys.readouterr().err
+
+
+def test_validation_before_the_first_log_window_prints_a_finite_loss(
+    tiny_args: list[str], tmp_path: Path
+) -> None:
+    # Validation at step 2 while the loss window only closes at step 4: the log line printed "train loss nan".
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("stride-train")
+    logger.addHandler(handler)
+    try:
+        extra = ("--steps", "4", "--set", "training.val_every=2", "--set", "training.log_every=4")
+        assert train(tiny_args, tmp_path / "ckpt", *extra) == 0
+    finally:
+        logger.removeHandler(handler)
+    validation_lines = [line for line in lines if "EMA validation loss" in line]
+    assert [line.split(":")[0] for line in validation_lines] == ["step 2", "step 4"]
+    losses = [float(line.split("train loss ")[1].split(",")[0]) for line in validation_lines]
+    assert all(math.isfinite(value) for value in losses), validation_lines

@@ -252,7 +252,8 @@ def train(
             window_gate.append(result.gate_loss.float().reshape(1))
 
         done = step + 1
-        if done % loop.log_every == 0 or done == loop.steps:
+        window_closed = done % loop.log_every == 0 or done == loop.steps
+        if window_closed:
             losses, sigmas = (
                 world.gather(torch.cat(window_loss)).cpu(),
                 world.gather(torch.cat(window_sigma)).cpu(),
@@ -276,7 +277,9 @@ def train(
             log.info(
                 "step %d: train loss %.4f, EMA validation loss %.4f (best %.4f at step %s)",
                 done,
-                metrics.get("loss", math.nan),
+                # The window's mean when one closed at this step, else this step's own loss (a validation
+                # before the first log window closes used to print "nan").
+                metrics["loss"] if window_closed else loss,
                 metrics["val_loss_ema"],
                 best.val_loss,
                 best.step,
