@@ -27,6 +27,7 @@ from stride_core.chunking import dataset_chunks
 from stride_core.errors import ConfigError, InputDataError
 from stride_core.grid import coarsen_conservative, coarsen_coordinate
 from stride_core.progress import get_logger
+from stride_core.regions import region_slices
 from stride_core.tracking import RunContext
 from stride_core.units import Conversion
 from stride_core.variables import VariableRegistry, VariableSpec
@@ -35,7 +36,6 @@ from stride_data.grids import SourceGrid, detect_grid
 from stride_data.inference import check_variables, open_reference
 from stride_data.lr_context import context_coordinates, interior
 from stride_data.lr_source import LRSource, open_lr_source
-from stride_data.regions import region_slices
 from stride_data.sources import (
     check_finite_somewhere,
     describe_source,

@@ -10,8 +10,8 @@ from pydantic import Field, model_validator
 
 from stride_core.calendars import parse_fields
 from stride_core.config import StrictConfig
+from stride_core.regions import RegionConfig
 from stride_data.formats import Engine
-from stride_data.regions import RegionConfig
 
 
 class SourceConfig(StrictConfig):
