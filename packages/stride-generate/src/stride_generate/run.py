@@ -207,8 +207,9 @@ def generate_on_rank(config: GenerateConfig, run: RunContext, ranks: Ranks) -> N
     store = SamplesStore(work)
     chunks = list(range(0, n_dates, config.dates_per_chunk))
     pending = store.pending(ranks.share(chunks))
-    if ranks.is_main and len(store.pending(chunks)) < len(chunks):
-        left = sum(min(config.dates_per_chunk, n_dates - start) for start in store.pending(chunks))
+    unfinished = store.pending(chunks) if ranks.is_main else []
+    if ranks.is_main and len(unfinished) < len(chunks):
+        left = sum(min(config.dates_per_chunk, n_dates - start) for start in unfinished)
         log.info("resumed: %d dates done, %d left", n_dates - left, left)
     where = f" on {ranks.world_size} ranks" if ranks.world_size > 1 else ""
     log.info(
