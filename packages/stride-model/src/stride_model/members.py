@@ -33,8 +33,8 @@ def physical_members(
     (the default, as in stride-generate, so the inline evaluation scores what generation emits) each member
     draws them from P(wet) with a generator of its own seed (correlation length rain_gate_length HR pixels),
     so member k depends on seeds[b][k] alone, and "hurdle" lifts the drawn-wet pixels to at least the gate's
-    wet threshold (spec.rain_gate_threshold); "none" keeps the members as sampled. The gate sees only the conditioning, so its probabilities are evaluated once per
-    date.
+    wet threshold (spec.rain_gate_threshold); "none" keeps the members as sampled. The gate sees only the
+    conditioning, so its probabilities are evaluated once per date.
     """
     if spec.kind == "regression":
         prediction = model(cond)[:, None]

@@ -232,8 +232,7 @@ def apply_rain_gate(
         if rule == "hurdle":
             if wet_threshold is None:
                 raise ValueError("apply_rain_gate: rule 'hurdle' needs the gate's wet_threshold")
-            wet = members_physical.clamp(min=wet_floor(wet_threshold))
-            return torch.where(dry, torch.zeros_like(members_physical), wet)
+            members_physical = members_physical.clamp(min=wet_floor(wet_threshold))
     else:
         raise ValueError(f"apply_rain_gate: rule must be one of {RAIN_GATE_RULES}, got {rule!r}")
     return torch.where(dry, torch.zeros_like(members_physical), members_physical)

@@ -2,9 +2,10 @@
 
 It only observes. On a validation domain larger than the training patch it samples in tiles of that patch,
 blended at every step (stride_model.sampling.auto_tiling, the tiled sampler of stride-generate): a model
-trained on 64 x 64 patches is never run in one pass on a 512 x 512 domain. It samples the EMA weights with its own per-member seeds (no shared generator), and its
-scores are logged but never used for checkpoint selection, which stays with the validation loss. Beside the
-scores it draws a quicklook of the first date and runs the perturbation-response diagnostic.
+trained on 64 x 64 patches is never run in one pass on a 512 x 512 domain. It samples the EMA weights with
+its own per-member seeds (no shared generator), and its scores are logged but never used for checkpoint
+selection, which stays with the validation loss. Beside the scores it draws a quicklook of the first date and
+runs the perturbation-response diagnostic.
 
 For a positive-definite target it also reports the wet frequency of the members and of the truth (share of
 valid values above the wet threshold: the RainGate's, else WET_THRESHOLD), and it warns in one line when the
