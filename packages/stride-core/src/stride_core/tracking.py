@@ -28,8 +28,7 @@ MAX_PARAM_CHARS = 500
 TRACKING_DB = "mlflow.db"
 ARTIFACT_FOLDER = "mlartifacts"
 TIMEOUT_ENV = "STRIDE_TRACKING_TIMEOUT"
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: "custom_model_development"}
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 """MLflow 3's UI opens an experiment of this kind on its runs table (model training), not on the GenAI
 overview it infers for an experiment without the tag."""
 DEFAULT_TIMEOUT_S = 5.0
@@ -254,10 +253,9 @@ def _start_run(
         found = client.get_experiment_by_name(experiment)
         if found is not None:
             experiment_id = found.experiment_id
-            if EXPERIMENT_KIND_TAG not in found.tags:  # a store made before the tag was set
-                client.set_experiment_tag(
-                    experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_TAGS[EXPERIMENT_KIND_TAG]
-                )
+            for key, value in EXPERIMENT_TAGS.items():
+                if key not in found.tags:  # a store made before the tag was set
+                    client.set_experiment_tag(experiment_id, key, value)
         else:
             location = None
             if not os.environ.get("MLFLOW_TRACKING_URI"):
