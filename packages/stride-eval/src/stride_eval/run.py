@@ -69,9 +69,9 @@ def thresholds_for(
 
 def predictions_for(
     config: EvalConfig, main: SamplesStore, others: list[SamplesStore], channel: int, dates: slice | None
-) -> tuple[dict[str, Prediction], np.ndarray | None, dict[str, np.ndarray]]:
-    """Every model's prediction of target `channel` (all dates, or a slice), the variable's LR input, and each
-    store's own LR input of it (where it is one)."""
+) -> tuple[dict[str, Prediction], dict[str, np.ndarray]]:
+    """Every model's prediction of target `channel` (all dates, or a slice), and each store's own LR input of
+    the variable, by label (where it is one; the evaluated store's is the variable's LR input)."""
     variable = main.manifest.target[channel]
     predictions: dict[str, Prediction] = {}
     lr_by_model: dict[str, np.ndarray] = {}
@@ -97,7 +97,7 @@ def predictions_for(
     predictions |= baseline_predictions(
         config.baselines, main.manifest, variable.name, times, lr, config.baseline
     )
-    return predictions, lr, lr_by_model
+    return predictions, lr_by_model
 
 
 def with_available_baselines(config: EvalConfig, main: SamplesStore) -> EvalConfig:
@@ -194,16 +194,26 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
             stream = StreamingEvaluation(template, families)
             for start in range(0, len(times), config.chunk_dates):
                 dates = slice(start, min(start + config.chunk_dates, len(times)))
-                predictions, lr, _ = predictions_for(config, main, others, channel, dates)
+                predictions, lr_by_model = predictions_for(config, main, others, channel, dates)
                 chunk = replace(
-                    template, times=times[dates], truth=truth[dates], predictions=predictions, lr=lr
+                    template,
+                    times=times[dates],
+                    truth=truth[dates],
+                    predictions=predictions,
+                    lr=lr_by_model.get(main.label),
                 )
                 stream.update(masked_inputs(chunk, static_valid))
             rows += stream.rows()
             continue
-        predictions, lr, lr_by_model = predictions_for(config, main, others, channel, None)
+        predictions, lr_by_model = predictions_for(config, main, others, channel, None)
         inputs = masked_inputs(
-            replace(template, predictions=predictions, lr=lr, lr_by_model=lr_by_model), static_valid
+            replace(
+                template,
+                predictions=predictions,
+                lr=lr_by_model.get(main.label),
+                lr_by_model=lr_by_model,
+            ),
+            static_valid,
         )
         for name in families:
             family = REGISTRY[name]
