@@ -157,13 +157,15 @@ SIFS=()
 for cli in "${CLIS[@]}"; do
   tag="${REGISTRY:+$REGISTRY/}$cli:${VERSION[$cli]}"
   echo "== $tag (containers/$cli/Dockerfile)"
-  run "$DOCKER" build \
-    --network host \
-    --file "containers/$cli/Dockerfile" \
+  # The builder stage first, tagged <cli>:<version>-builder (never pushed): an untagged stage is a
+  # dangling image that `docker image prune` deletes, and with it the layer cache (torch, the
+  # requirements) of the next build. The second build takes every builder layer from that cache.
+  build=("$DOCKER" build --network host --file "containers/$cli/Dockerfile" "${EXTRA[@]}")
+  run "${build[@]}" --target builder --tag "$cli:${VERSION[$cli]}-builder" .
+  run "${build[@]}" \
     --build-arg "VCS_REF=$VCS_REF" \
     --build-arg "BUILD_DATE=$BUILD_DATE" \
     --tag "$tag" \
-    "${EXTRA[@]}" \
     .
   BUILT+=("$tag")
   if [ "$LATEST" = 1 ]; then

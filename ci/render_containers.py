@@ -7,6 +7,7 @@ import argparse
 import difflib
 import json
 import re
+import shlex
 import sys
 import tomllib
 from collections.abc import Iterable
@@ -59,6 +60,7 @@ class Distribution:
     module: str
     requirements: tuple[str, ...]  # normalised names of every dependency
     scripts: tuple[tuple[str, str], ...]
+    dependencies: tuple[str, ...] = ()  # the dependency strings as written (extras, bounds, markers)
 
     @property
     def pyproject(self) -> str:
@@ -96,6 +98,7 @@ def discover(root: Path = REPO_ROOT) -> dict[str, Distribution]:
             module=_module_of(pyproject.parent),
             requirements=tuple(requirement_name(r) for r in project.get("dependencies", [])),
             scripts=tuple(sorted(project.get("scripts", {}).items())),
+            dependencies=tuple(project.get("dependencies", [])),
         )
         found[normalize(dist.name)] = dist
     return found
@@ -134,6 +137,36 @@ def needs_torch(dist: Distribution, dists: dict[str, Distribution]) -> bool:
     return any(TORCH in d.requirements for d in closure(dist, dists))
 
 
+def third_party(dist: Distribution, dists: dict[str, Distribution]) -> list[str]:
+    """Every non-first-party requirement of the CLI's closure but torch, as written, sorted, one per name."""
+    found: dict[str, str] = {}
+    for part in closure(dist, dists):
+        for requirement in part.dependencies:
+            name = requirement_name(requirement)
+            if name not in dists and name != TORCH:
+                found.setdefault(name, requirement)
+    return [found[name] for name in sorted(found)]
+
+
+def locked_version(name: str, root: Path = REPO_ROOT) -> str:
+    """The exact pin of one distribution in the lock file."""
+    for line in (root / LOCK_FILE).read_text().splitlines():
+        key, sep, version = line.partition("==")
+        if sep and normalize(key.strip()) == normalize(name):
+            return version.split(";")[0].split()[0]
+    raise ValueError(f"{LOCK_FILE}: no exact pin for {name}")
+
+
+def _shell_words(words: Iterable[str]) -> str:
+    return " ".join(shlex.quote(w) for w in words)
+
+
+# Removed from the virtual environment before it is copied into the image: the test suites that wheels
+# such as pandas, scipy and matplotlib ship (~150 MB). The byte-code caches stay: without them every start
+# recompiles (the image and a SIF are read-only); `stride-stats --help` took 7.9 s instead of 2.9 s.
+PRUNE = f"find {VENV}/lib/python3.11/site-packages -depth -type d -name tests -prune -exec rm -rf {{}} +"
+
+
 def _quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
@@ -164,7 +197,7 @@ PIP_CERT = f"if [ -f /tmp/inputs/ca.crt ]; then export PIP_CERT=/tmp/inputs/ca.c
 APT_PIN_NOTE = "# hadolint ignore=DL3008"
 
 
-def render_dockerfile(cli: Distribution, dists: dict[str, Distribution]) -> str:
+def render_dockerfile(cli: Distribution, dists: dict[str, Distribution], root: Path = REPO_ROOT) -> str:
     parts = closure(cli, dists)
     torch = needs_torch(cli, dists)
     name, version = cli.name, cli.version
@@ -209,20 +242,29 @@ def render_dockerfile(cli: Distribution, dists: dict[str, Distribution]) -> str:
         " && rm -rf /var/lib/apt/lists/*",
         f"RUN python3.11 -m venv {VENV}",
         f"COPY {INPUTS}/ /tmp/inputs/",
-        f"COPY {LOCK_FILE} {VENV}/lock.txt",
     ]
     if torch:
         lines += [
-            "# torch alone first: by far the largest layer, rebuilt only when the lock file changes.",
+            "# torch alone first, at its pin from the lock file: by far the largest layer (the same in every",
+            "# torch image, so built once), rebuilt only when that pin changes, not on every lock edit.",
             "# hadolint ignore=SC2086",
-            f"RUN {PIP_CERT} $PIP_OPTIONS --constraint {VENV}/lock.txt "
-            '${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} torch',
+            f"RUN {PIP_CERT} $PIP_OPTIONS "
+            '${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} '
+            f"{TORCH}=={locked_version(TORCH, root)}",
         ]
     lines += [
+        f"COPY {LOCK_FILE} {VENV}/lock.txt",
+        "# The third-party requirements next: rebuilt when the lock file changes, not on a source edit.",
+        "# hadolint ignore=SC2086",
+        f"RUN {PIP_CERT} $PIP_OPTIONS --constraint {VENV}/lock.txt \\\n      "
+        + _shell_words(third_party(cli, dists)),
         "WORKDIR /src",
         copies,
+        "# The STRIDE packages last (seconds: their requirements are in place), then check the environment.",
         "# hadolint ignore=SC2086",
-        f"RUN {PIP_CERT} $PIP_OPTIONS --constraint {VENV}/lock.txt {local}",
+        f"RUN {PIP_CERT} $PIP_OPTIONS --constraint {VENV}/lock.txt {local} \\",
+        f" && {VENV}/bin/pip check \\",
+        f" && {PRUNE}",
         "",
         "FROM ${BASE_IMAGE}",
         "ARG BASE_IMAGE",
@@ -311,6 +353,8 @@ def render_definition(cli: Distribution, dists: dict[str, Distribution]) -> str:
         ]
     lines += [
         f"    {VENV}/bin/pip install --constraint {VENV}/lock.txt {local}",
+        f"    {VENV}/bin/pip check",
+        f"    {PRUNE}",
         "    cd /",
         f"    rm -rf {src}",
         "    useradd --create-home --uid 1000 --user-group stride",
@@ -388,7 +432,7 @@ def render(root: Path = REPO_ROOT) -> dict[str, str]:
     out: dict[str, str] = {}
     for cli in clis(dists):
         folder = f"{CONTAINERS}/{cli.name}"
-        out[f"{folder}/Dockerfile"] = render_dockerfile(cli, dists)
+        out[f"{folder}/Dockerfile"] = render_dockerfile(cli, dists, root)
         out[f"{folder}/Dockerfile.dockerignore"] = render_dockerignore(cli, dists)
         out[f"{folder}/{cli.name}.def"] = render_definition(cli, dists)
     out[".dockerignore"] = render_root_dockerignore(dists)
