@@ -10,7 +10,7 @@ from stride_core.testing import write_synthetic_dataset
 from stride_core.transforms import boxcox, inv_boxcox
 from stride_stats.boxcox import fit_boxcox_lambda
 from stride_stats.cli import main
-from stride_stats.compute import run_pilot, variable_stats
+from stride_stats.compute import _Transforms, run_pilot, variable_stats
 from stride_stats.sources import ArraySource
 
 
@@ -61,6 +61,25 @@ def test_boxcox_lambda_recovers_the_generating_value() -> None:
     assert stats["sqrt_mean"] == pytest.approx(np.sqrt(valid).mean(), rel=1e-9)
     assert stats["sqrt_std"] == pytest.approx(np.sqrt(valid).std(), rel=1e-9)
     assert stats["wet_fraction"] is None and stats["wet_threshold"] is None
+
+
+@pytest.mark.parametrize("lmbda", [0.0, 0.01, 0.3, 1.7])  # log; float64 power; float32 power (two)
+def test_float32_transform_moments_match_float64(lmbda: float) -> None:
+    # float32 values as stride-data stores them: log and exp taken in float32, summed in float64; the
+    # reference takes every transform of the same values in float64.
+    rng = np.random.default_rng(5)
+    values = np.concatenate([rng.gamma(0.6, 3.0, 300_000), np.zeros(5000)]).astype(np.float32)
+    transforms = _Transforms(log_eps=0.01, boxcox_shift=0.02, boxcox_lambda=lmbda, centre=1.7)
+    moments = transforms.moments(values, float(values.max()))
+    x = values.astype(np.float64)
+    for name, reference in (
+        ("log", np.log(x + 0.01)),
+        ("sqrt", np.sqrt(x)),
+        ("boxcox", boxcox(x + 0.02, lmbda)),
+    ):
+        assert moments[name].n == x.size
+        assert moments[name].mean == pytest.approx(reference.mean(), rel=1e-6, abs=1e-9), name
+        assert moments[name].std == pytest.approx(reference.std(), rel=1e-6), name
 
 
 def test_boxcox_fit_edge_cases() -> None:

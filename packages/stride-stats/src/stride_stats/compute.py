@@ -6,13 +6,14 @@ a shift near the mean for the float64 sums, and the bin width of the histogram (
 The pass reads every row once, a group of about `task_values` values per task, and computes, chunk after
 chunk of each group: count, moments (Chan-mergeable, float64), extremes, the minimum's atom, the wet count,
 the moments of log(x + eps), sqrt(x) and the Box-Cox transform (x >= 0 only), and an aligned histogram
-(stride_stats.histogram) filled with np.bincount. Partials merge as a fixed tree, so the table is the same
-on local threads and on a distributed cluster (counts and histogram exactly, float sums to the last bits
-that SIMD reductions vary with memory alignment).
+(stride_stats.histogram). Each slice of a task is one compiled loop for the moments, the minimum's atom,
+the wet count and the histogram, and one for the transform sums (stride_stats.kernels), after float32 SIMD
+log and exp for float32 data (their error against float64: _Transforms). Partials merge as a fixed tree,
+so the table is the same on local threads and on a distributed cluster.
 
 Why a histogram and not a sketch (e.g. DataSketches KLL): KLL's rank error is about 1.3 % of n at k = 200
 (about 0.2 K at the median of the benchmark's t2m) and probabilistic; the histogram's error is bounded by
-its bin width, deterministic, exactly mergeable and costs one np.bincount per slice.
+its bin width, deterministic, exactly mergeable and costs one counter increment per value.
 
 Quantile error bound: for the fractional rank h = (n - 1) level, np.quantile interpolates between the order
 statistics x_(k) and x_(k+1), k = floor(h); the histogram's reading lies in [x_(k) - w, x_(k+1) + w] (the
@@ -37,6 +38,7 @@ from threadpoolctl import threadpool_limits
 from stride_contracts.stats import QUANTILE_LEVELS
 from stride_stats.boxcox import fit_boxcox_lambda, sample_block
 from stride_stats.histogram import AlignedHistogram
+from stride_stats.kernels import bin_position, transform_sums, value_sums
 from stride_stats.partials import Moments, merge_tree
 from stride_stats.sources import ArraySource, Source, pilot_rows, row_groups
 
@@ -64,6 +66,10 @@ PILOT_ROWS = 64
 """Fewest pilot rows (time steps), spread evenly over the split."""
 SMALL_LAMBDA = 1e-3
 """Below this |lambda|, exp(lambda L) - 1 would lose digits: the Box-Cox moments use expm1 directly."""
+FLOAT_POWER_LAMBDA = 0.05
+"""From this |lambda| up, u^lambda is taken in the values' precision (float32): its spread, about
+lambda u^lambda std(log u), is then far above the rounding of u^lambda (2^-24 u^lambda); nearer 0 the
+float64 path keeps the digits."""
 
 
 class NoValidValuesError(ValueError):
@@ -185,7 +191,13 @@ def _pilot_task(source: Source, rows: np.ndarray, share: float, seed: int) -> Pi
 
 @dataclass(frozen=True)
 class _Transforms:
-    """The transforms whose moments the stats table holds (x >= 0), each summed about its shift."""
+    """The transforms whose moments the stats table holds (x >= 0), each summed about its shift.
+
+    log and exp are taken in the values' own precision (float32 for every store stride-data writes: NumPy's
+    SIMD loops, 3-4x faster than float64) and summed in float64 (kernels.transform_sums); sqrt is float64.
+    The error against float64 transforms is a few float32 rounding steps of each value, which average out in
+    the moments: measured on the real ERA5 and radar stores and tested against float64 (test_stats.py).
+    """
 
     log_eps: float
     boxcox_shift: float
@@ -193,30 +205,35 @@ class _Transforms:
     centre: float
     """Near the mean of x: the transforms of it are the shifts of their sums."""
 
-    def moments(self, x: np.ndarray) -> dict[str, Moments]:
-        log = np.add(x, self.log_eps, dtype=np.float64)
-        np.log(log, out=log)
-        root = np.sqrt(x, dtype=np.float64)
-        if self.boxcox_shift == self.log_eps:
-            log_u = log
-        else:
-            log_u = np.log(np.add(x, self.boxcox_shift, dtype=np.float64))
-        boxcox = self._boxcox_moments(log_u)
-        log_centre = math.log(self.centre + self.log_eps)
-        root_centre = math.sqrt(self.centre)
-        log -= log_centre  # after boxcox: log_u may be log itself
-        root -= root_centre
-        return {
-            "log": Moments.of_shifted(log, log_centre),
-            "sqrt": Moments.of_shifted(root, root_centre),
-            "boxcox": boxcox,
-        }
-
-    def _boxcox_moments(self, log_u: np.ndarray) -> Moments:
-        """Moments of (u^lambda - 1) / lambda from log u: those of exp(lambda log u) (vectorised exp),
-        moved and scaled; expm1 for small lambda, log u itself at lambda = 0."""
+    def moments(self, x: np.ndarray, high: float) -> dict[str, Moments]:
+        dtype = np.result_type(x.dtype, np.float32)
+        log_x = np.log(np.add(x, dtype.type(self.log_eps), dtype=dtype))
+        log_u = log_x if self.boxcox_shift == self.log_eps else np.log(x + dtype.type(self.boxcox_shift))
         lmbda = self.boxcox_lambda
-        centre = math.log(self.centre + self.boxcox_shift)
+        log_centre = math.log(self.centre + self.log_eps)
+        u_centre = math.log(self.centre + self.boxcox_shift)
+        # exp(lambda log u) in the values' precision when lambda is far enough from 0 for its spread to
+        # dwarf the rounding of a value near 1, and the largest power stays far from float32's overflow.
+        in_power = abs(lmbda) >= FLOAT_POWER_LAMBDA and lmbda * math.log(high + self.boxcox_shift) < 80
+        power = np.exp(np.multiply(log_u, dtype.type(lmbda))) if in_power else np.empty(0, dtype)
+        power_centre = math.exp(lmbda * u_centre)
+        l1, l2, r1, r2, p1, p2 = transform_sums(
+            x, log_x, power, log_centre, math.sqrt(self.centre), power_centre
+        )
+        n = int(x.size)
+        log = Moments.of_sums(n, l1, l2, log_centre)
+        if in_power:
+            boxcox = Moments.of_sums(n, p1, p2, power_centre).scaled(-1.0, 1.0 / lmbda)
+        elif lmbda == 0 and log_u is log_x:
+            boxcox = log
+        else:
+            boxcox = self._small_lambda_moments(np.asarray(log_u, dtype=np.float64), u_centre)
+        return {"log": log, "sqrt": Moments.of_sums(n, r1, r2, math.sqrt(self.centre)), "boxcox": boxcox}
+
+    def _small_lambda_moments(self, log_u: np.ndarray, centre: float) -> Moments:
+        """Moments of (u^lambda - 1) / lambda from log u in float64 for lambda near 0: expm1 for small
+        lambda, log u itself at lambda = 0."""
+        lmbda = self.boxcox_lambda
         if lmbda == 0:
             return Moments.of_shifted(log_u - centre, centre)
         power = np.multiply(log_u, lmbda)
@@ -320,26 +337,24 @@ def _pass(values: np.ndarray, plan: _Plan) -> _Partial:
     low, high = float(low), float(high)
     histogram, inverse_width = plan.histogram.empty_for(low, high)
     transforms = plan.transforms if low >= 0 else None
+    wet_threshold = math.nan if plan.wet_threshold is None else plan.wet_threshold
     moments = Moments()
     transformed: dict[str, Moments] = {}
     at_low, above_low, wet = 0, math.inf, 0
     for start in range(0, values.size, SLICE_VALUES):
         x = values[start : start + SLICE_VALUES]
-        shifted = np.subtract(x, plan.shift, dtype=np.float64)
-        moments = moments.merge(Moments.of_shifted(shifted, plan.shift))
-        at_low += int(np.count_nonzero(x == low))
-        above_low = min(above_low, float(np.where(x > low, x, np.inf).min()))
-        if plan.wet_threshold is not None:
-            wet += int(np.count_nonzero(x > plan.wet_threshold))
+        # The histogram counts the values above the atom; the atom's are counted exactly in at_low.
+        s1, s2, slice_at_low, slice_above, slice_wet = value_sums(
+            x, plan.shift, low, wet_threshold, inverse_width, histogram.first, histogram.counts
+        )
+        moments = moments.merge(Moments.of_sums(int(x.size), s1, s2, plan.shift))
+        at_low += slice_at_low
+        above_low = min(above_low, slice_above)
+        wet += slice_wet
         if transforms is not None:
-            for name, part in transforms.moments(x).items():
+            for name, part in transforms.moments(x, high).items():
                 transformed[name] = transformed.get(name, Moments()).merge(part)
-        histogram.add(histogram.positions(shifted, inverse_width))
-    # The atom's values leave the histogram (they are counted in at_low); its bin is found by the same
-    # float operations as every value's, so exactly the counts it received are removed.
-    atom = np.subtract(np.full(1, low, dtype=values.dtype), plan.shift, dtype=np.float64)
-    low_position = int(histogram.positions(atom, inverse_width)[0])
-    histogram.counts[low_position] -= at_low
+    low_position = bin_position(low, plan.shift, inverse_width, histogram.first, histogram.counts.size)
     return _Partial(
         moments, low, high, at_low, above_low, wet, histogram, histogram.first + low_position, transformed
     )

@@ -6,8 +6,8 @@ integer halving of its bin numbers (k >> steps, floor for negative k too) and th
 w0 comes from a small pilot sample (stride_stats.compute) and may be too fine for the whole data; the level
 then rises until the bins holding [min, max] number at most `max_bins`, so the final width is below
 2 (max - min) / (max_bins - 1) whatever the pilot saw, and never above w0 when the pilot's range was right.
-Filling is np.bincount on computed bin numbers: a few vectorised passes, no search over the edges as
-np.histogram does.
+Filling is one compiled loop (stride_stats.kernels.value_sums) that computes each value's bin number and
+counts it: no search over the edges as np.histogram does.
 """
 
 from __future__ import annotations
@@ -50,25 +50,12 @@ class AlignedHistogram:
             level += 1
 
     def empty_for(self, low: float, high: float) -> tuple[AlignedHistogram, float]:
-        """An empty histogram spanning [low, high] and the reciprocal of its width, for `positions`."""
+        """An empty histogram spanning [low, high] and the reciprocal of its width (kernels.bin_position)."""
         level = self.level_for(low, high, self.level)
         part = AlignedHistogram(self.origin, self.w0, self.max_bins, level)
         first, last = part.bin_of(low), part.bin_of(high)
         counts = np.zeros(last - first + 1, dtype=np.int64)
         return AlignedHistogram(self.origin, self.w0, self.max_bins, level, first, counts), 1.0 / part.width
-
-    def positions(self, shifted: np.ndarray, inverse_width: float) -> np.ndarray:
-        """Positions in `counts` of values given as x - origin (float64, overwritten), inside the span of
-        `empty_for`. The same float operations for every value, so equal values get equal positions."""
-        np.multiply(shifted, inverse_width, out=shifted)
-        shifted -= self.first
-        # Truncation is floor for the values >= 0; rounding can put a value just outside the span, so clip.
-        index = shifted.astype(np.intp)
-        np.clip(index, 0, self.counts.size - 1, out=index)
-        return index
-
-    def add(self, positions: np.ndarray) -> None:
-        np.add(self.counts, np.bincount(positions, minlength=self.counts.size), out=self.counts)
 
     def add_at(self, bin_number: int, level: int, count: int) -> AlignedHistogram:
         """A copy with `count` more in the bin that holds bin `bin_number` of `level` (<= self.level)."""

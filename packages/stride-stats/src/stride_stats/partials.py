@@ -51,11 +51,13 @@ class Moments:
         M2 = d.d - (sum d)^2 / n loses the digits of ((mean - shift) / std)^2 only, a few when the shift is
         the pilot's mean: still about 1e-12 relative.
         """
-        n = int(d.size)
+        return cls.of_sums(int(d.size), float(d.sum()), float(d @ d), shift)
+
+    @classmethod
+    def of_sums(cls, n: int, s1: float, s2: float, shift: float) -> Moments:
+        """Moments of n values x from s1 = sum(x - shift) and s2 = sum((x - shift)^2)."""
         if n == 0:
             return cls()
-        s1 = float(d.sum())
-        s2 = float(d @ d)
         return cls(n, shift + s1 / n, max(s2 - s1 * s1 / n, 0.0))
 
     def scaled(self, offset: float, scale: float) -> Moments:
