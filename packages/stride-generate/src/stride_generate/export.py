@@ -68,7 +68,7 @@ def _coordinates(samples: xr.Dataset, manifest: SamplesManifest) -> tuple[dict[s
         attrs = projection.to_cf() or {"crs_wkt": projection.to_wkt()}
         if "grid_mapping_name" not in attrs:
             log.warning("CF has no grid_mapping_name for %s; the crs variable carries its WKT only", crs)
-        coords[mapping] = xr.Variable((), np.int32(0), attrs)
+        coords[mapping] = xr.Variable((), np.int32(0), {"long_name": "coordinate reference system", **attrs})
     return coords, mapping
 
 
@@ -101,7 +101,7 @@ def samples_to_cf(samples: xr.Dataset, manifest: SamplesManifest, source: Path) 
     realization = xr.Variable(
         ("realization",),
         np.arange(samples.sizes["member"], dtype=np.int32),
-        {"standard_name": "realization", "long_name": "ensemble member"},
+        {"standard_name": "realization", "long_name": "ensemble member", "units": "1"},
     )
     time = samples["time"]
     dataset = xr.Dataset(
@@ -110,9 +110,17 @@ def samples_to_cf(samples: xr.Dataset, manifest: SamplesManifest, source: Path) 
     )
     dataset["time"].attrs.update({"standard_name": "time", "axis": "T"})
     dataset["time"].encoding.update({k: v for k, v in time.encoding.items() if k in ("units", "calendar")})
+    # CF-1.8 has no 64-bit integers (NetCDF-4's int64 came with CF-1.9): times as doubles, and the 63-bit
+    # seeds as their decimal strings (a double would round them).
+    dataset["time"].encoding["dtype"] = "float64"
     dataset["seeds"] = xr.Variable(
-        ("time", "realization"), samples["seeds"].values, {"long_name": "member seed"}
+        ("time", "realization"),
+        samples["seeds"].values.astype(str).astype(object),
+        {"long_name": "member seed (decimal integer, torch.Generator.manual_seed)"},
     )
+    for name in ("time", "x", "y", "lat", "lon"):
+        if name in dataset.coords:
+            dataset[name].encoding["_FillValue"] = None  # CF: coordinates have no missing values
     dataset.attrs = {
         "Conventions": "CF-1.8",
         "title": "STRIDE downscaled ensemble",
