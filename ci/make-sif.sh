@@ -103,7 +103,11 @@ SH
   help=$(env -i HOME=/tmp PATH=/usr/bin:/bin unshare --mount --pid --fork --mount-proc="$work/$cli/extracted/proc" \
     /usr/sbin/chroot --userspec=1000:1000 "$work/$cli/extracted" /.singularity.d/actions/run --help)
   grep -q "^Usage: $cli" <<< "$help" || { echo "make-sif: the runscript of $sif did not print $cli's usage" >&2; exit 1; }
+  # One command past --help: the CLI reports the version its image label and pyproject state.
+  reported=$(env -i HOME=/tmp PATH=/usr/bin:/bin unshare --mount --pid --fork --mount-proc="$work/$cli/extracted/proc" \
+    /usr/sbin/chroot --userspec=1000:1000 "$work/$cli/extracted" /.singularity.d/actions/run --version)
+  [ "$reported" = "$cli $version" ] || { echo "make-sif: $sif --version says '$reported', not '$cli $version'" >&2; exit 1; }
   rm -rf "${work:?}/$cli"
-  printf '%-20s %10s %8s %s\n' "$cli" "$(du -h "$sif" | cut -f1)" "$build_s" "siftool list/info/dump ok; runscript in chroot ok"
+  printf '%-20s %10s %8s %s\n' "$cli" "$(du -h "$sif" | cut -f1)" "$build_s" "siftool list/info/dump ok; runscript --help, --version in chroot ok"
 done
 echo "Note: checked without Apptainer (not packaged here); the release builds its SIF files with apptainer build."

@@ -137,15 +137,26 @@ def needs_torch(dist: Distribution, dists: dict[str, Distribution]) -> bool:
     return any(TORCH in d.requirements for d in closure(dist, dists))
 
 
-def third_party(dist: Distribution, dists: dict[str, Distribution]) -> list[str]:
-    """Every non-first-party requirement of the CLI's closure but torch, as written, sorted, one per name."""
+def third_party(parts: Iterable[Distribution], dists: dict[str, Distribution]) -> list[str]:
+    """The non-first-party requirements of these distributions but torch, as written, sorted, one per name."""
     found: dict[str, str] = {}
-    for part in closure(dist, dists):
+    for part in parts:
         for requirement in part.dependencies:
             name = requirement_name(requirement)
             if name not in dists and name != TORCH:
                 found.setdefault(name, requirement)
     return [found[name] for name in sorted(found)]
+
+
+def requirement_layers(cli: Distribution, dists: dict[str, Distribution]) -> tuple[list[str], list[str]]:
+    """The CLI's third-party requirements in two layers: those of the libraries every CLI installs
+    (stride-core's scientific stack and MLflow, the same layer in every image, so built once), then the
+    CLI's own (a few packages)."""
+    shared = set.intersection(*(set(closure(c, dists)) for c in clis(dists)))
+    common = third_party(sorted(shared, key=lambda d: d.name), dists)
+    names = {requirement_name(r) for r in common}
+    own = [r for r in third_party(closure(cli, dists), dists) if requirement_name(r) not in names]
+    return common, own
 
 
 def locked_version(name: str, root: Path = REPO_ROOT) -> str:
@@ -200,6 +211,7 @@ APT_PIN_NOTE = "# hadolint ignore=DL3008"
 def render_dockerfile(cli: Distribution, dists: dict[str, Distribution], root: Path = REPO_ROOT) -> str:
     parts = closure(cli, dists)
     torch = needs_torch(cli, dists)
+    common, own = requirement_layers(cli, dists)
     name, version = cli.name, cli.version
     copies = "\n".join(f"COPY {d.path}/ {d.path}/" for d in parts)
     local = " ".join(f"./{d.path}" for d in parts)
@@ -254,10 +266,17 @@ def render_dockerfile(cli: Distribution, dists: dict[str, Distribution], root: P
         ]
     lines += [
         f"COPY {LOCK_FILE} {VENV}/lock.txt",
-        "# The third-party requirements next: rebuilt when the lock file changes, not on a source edit.",
+        "# The third-party requirements next, rebuilt when the lock file changes, not on a source edit: those",
+        "# every STRIDE image shares (one cached layer for all), then this CLI's own.",
         "# hadolint ignore=SC2086",
-        f"RUN {PIP_CERT} $PIP_OPTIONS --constraint {VENV}/lock.txt \\\n      "
-        + _shell_words(third_party(cli, dists)),
+        f"RUN {PIP_CERT} $PIP_OPTIONS --constraint {VENV}/lock.txt \\\n      " + _shell_words(common),
+    ]
+    if own:
+        lines += [
+            "# hadolint ignore=SC2086",
+            f"RUN {PIP_CERT} $PIP_OPTIONS --constraint {VENV}/lock.txt " + _shell_words(own),
+        ]
+    lines += [
         "WORKDIR /src",
         copies,
         "# The STRIDE packages last (seconds: their requirements are in place), then check the environment.",
