@@ -1,8 +1,11 @@
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
+from scipy import optimize
+from scipy.stats import boxcox_normmax
 
 from stride_contracts import StatsManifest, StatsRow
 from stride_core.artifacts import read_parquet_artifact
@@ -82,6 +85,24 @@ def test_float32_transform_moments_match_float64(lmbda: float) -> None:
         assert moments[name].std == pytest.approx(reference.std(), rel=1e-6), name
 
 
+@pytest.mark.parametrize("kind", ["gamma", "t2m", "rain"])
+def test_boxcox_fit_matches_scipy(kind: str) -> None:
+    rng = np.random.default_rng(11)
+    sample = {
+        "gamma": rng.gamma(0.8, 2.0, 50_000),
+        "t2m": rng.normal(280.0, 8.0, 50_000) + rng.gamma(2.0, 2.0, 50_000),
+        "rain": np.where(rng.random(50_000) < 0.6, 0.0, rng.gamma(0.7, 2.0, 50_000)),
+    }[kind]
+
+    def bounded(objective: Callable[[float], float]) -> optimize.OptimizeResult:
+        return optimize.minimize_scalar(
+            objective, bounds=(0.0, 2.0), method="bounded", options={"xatol": 1e-6}
+        )
+
+    expected = boxcox_normmax(sample + 0.01, method="mle", optimizer=bounded)
+    assert fit_boxcox_lambda(sample, 0.01) == pytest.approx(expected, abs=1e-4)
+
+
 def test_boxcox_fit_edge_cases() -> None:
     assert fit_boxcox_lambda(np.zeros(100), 0.01) == 1.0
     assert fit_boxcox_lambda(np.array([]), 0.01) == 1.0
@@ -123,12 +144,12 @@ def test_pilot_sample_is_bounded_reproducible_and_drawn_from_the_data() -> None:
 
 
 def test_pilot_of_many_rows_reads_a_spread_subset() -> None:
-    # 2000 rows of 100 values, 1000 samples wanted: the pilot reads max(64, 16 * 1000 / 100) = 160 rows.
+    # 2000 rows of 100 values, 1000 samples wanted: the pilot reads max(256, 4 * 1000 / 100) = 256 rows.
     values = np.arange(200_000, dtype=np.float64).reshape(2000, 100)
     sample = run_pilot(ArraySource(values), max_samples=1_000, seed=0, task_values=10_000).sample
     rows = np.unique(sample // 100).astype(int)
     assert 0.9 * 1000 < sample.size <= 1000
-    assert rows.min() < 100 and rows.max() > 1900 and rows.size <= 160  # spread over all rows, few of them
+    assert rows.min() < 100 and rows.max() > 1900 and rows.size <= 256  # spread over all rows, few of them
 
 
 def test_stats_fit_lambda_to_the_pilot_sample() -> None:
