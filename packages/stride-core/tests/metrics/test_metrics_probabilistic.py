@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,3 +155,44 @@ def test_spread_skill_reduce_axes_and_nan_truth() -> None:
 def test_spread_skill_needs_two_members() -> None:
     with pytest.raises(ValueError, match="at least 2 members"):
         spread_skill_ratio(np.zeros((1, 4)), np.zeros(4), member_axis=0)
+
+
+@pytest.mark.parametrize("m", [2, 5, 16])
+def test_crps_fair_compiled_kernel_equals_numpy_network(m: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # float32 ensembles of 2..KERNEL_MAX_MEMBERS members take the compiled kernel; the numpy network is
+    # the other path (forced here by an empty kernel range). Both against the float64 brute force too.
+    rng = np.random.default_rng(100 + m)
+    truth = rng.gamma(0.5, 2.0, size=(4, 6, 5)).astype(np.float32)
+    truth[truth < 0.3] = 0.0  # ties at zero, as in precipitation
+    members = np.maximum(truth[:, None] + rng.normal(size=(4, m, 6, 5)), 0).astype(np.float32)
+    members[2, m - 1, 1, 1] = np.nan
+    truth[3, 0, 4] = np.nan
+    compiled = crps_ensemble_fair(members, truth, member_axis=1)
+    monkeypatch.setattr(probabilistic._crps_kernel, "KERNEL_MAX_MEMBERS", 0)
+    network = crps_ensemble_fair(members, truth, member_axis=1)
+    expected = crps_fair_brute_force(np.moveaxis(members, 1, 0).astype(np.float64), truth.astype(np.float64))
+    np.testing.assert_array_equal(np.isnan(compiled), np.isnan(expected))
+    assert np.isnan(compiled).sum() == 2
+    np.testing.assert_allclose(compiled, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(compiled, network, rtol=1e-12, atol=1e-12)
+
+
+def test_crps_fair_kernel_source_is_cached_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRIDE_KERNEL_CACHE", str(tmp_path))
+    network = probabilistic._sorting_network(3)
+    module = probabilistic._crps_kernel._load_cached(probabilistic._crps_kernel.kernel_source(3, network), 3)
+    out = np.empty(2)
+    module.kernel(np.array([[1, 0], [3, 0], [2, 0]], np.float32), np.array([0, 0], np.float32), out)
+    # m = 3 at y = 0: mean |x - y| = 2, spread sum_{i != j} |x_i - x_j| / (2 m (m - 1)) = 8 / 12.
+    np.testing.assert_allclose(out, [2 - 8 / 12, 0.0])
+    assert (tmp_path / "stride_crps_fair_m3_v3.py").exists()
+
+
+def test_crps_fair_kernel_without_a_writable_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    monkeypatch.setenv("STRIDE_KERNEL_CACHE", str(blocked / "kernels"))  # under a file: mkdir fails
+    kernel = probabilistic._crps_kernel._compiled.__wrapped__(2, probabilistic._sorting_network(2))
+    out = np.empty(1)
+    kernel(np.array([[0], [2]], np.float32), np.array([1], np.float32), out)
+    np.testing.assert_allclose(out, [1 - 2 / 2])  # mean |x - y| = 1, spread 2 * 2 / (2 * 2 * 1)

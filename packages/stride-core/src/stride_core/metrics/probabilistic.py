@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from stride_core.metrics import _crps_kernel
 from stride_core.metrics._checks import masked_mean, normalize_axes, normalize_axis, split_members
 
 
@@ -29,10 +30,12 @@ def crps_ensemble_fair(ensemble: ArrayLike, truth: ArrayLike, *, member_axis: in
     memory per point instead of O(m^2). For m == 1 the spread term is undefined and the score is
     |x_1 - y|, the absolute error of the single member.
 
-    The points are scored in blocks of about CRPS_BLOCK_POINTS, each copied once (members x points,
-    in the input precision), sorted by a vectorised sorting network and summed in float64 (see
-    `_crps_fair_block`), so memory beyond the output stays a few MiB. bench/eval_speed.py times it
-    against properscoring and xskillscore.
+    float32 ensembles of 2 to `_crps_kernel.KERNEL_MAX_MEMBERS` members are scored by a compiled
+    kernel that sorts each point's members in registers (`stride_core.metrics._crps_kernel`). Other
+    ensembles are scored in blocks of about CRPS_BLOCK_POINTS, each copied once (members x points, in
+    the input precision), sorted by a vectorised sorting network and summed in float64 (see
+    `_crps_fair_block`). Either way memory beyond the output stays a few MiB. bench/eval_speed.py times
+    it against properscoring and xskillscore.
 
     References:
         Ferro, C. A. T. (2014): Fair scores for ensemble forecasts. Q. J. R. Meteorol. Soc. 140,
@@ -67,6 +70,20 @@ def crps_ensemble_fair(ensemble: ArrayLike, truth: ArrayLike, *, member_axis: in
     obs = obs.reshape(1) if obs.ndim == 0 else obs
     out = np.empty(obs.shape, dtype=np.float64)
     flat_out = out.reshape(-1)
+    kernel = _crps_kernel.crps_fair_kernel(m, _sorting_network(m)) if dtype == np.float32 else None
+    if kernel is not None:
+        # One call per leading-axis slice (one date of [time, H, W]); a slice of [time, member, H, W]
+        # is contiguous, of another layout copied (one slice at a time).
+        rows = members.reshape(m, 1, -1) if obs.ndim == 1 else members
+        slices = obs.reshape(1, -1) if obs.ndim == 1 else obs
+        per_slice = slices[0].size
+        for t in range(slices.shape[0]):
+            kernel(
+                np.ascontiguousarray(rows[:, t].reshape(m, -1), dtype=np.float32),
+                np.ascontiguousarray(slices[t].reshape(-1), dtype=np.float32),
+                flat_out[t * per_slice : (t + 1) * per_slice],
+            )
+        return out.reshape(np.shape(truth))
     coefficients = _crps_coefficients(m)
     # Blocks of whole leading-axis slices of about CRPS_BLOCK_POINTS points, and within one slice
     # (one date of a [time, H, W] field) runs of CRPS_BLOCK_POINTS points.
