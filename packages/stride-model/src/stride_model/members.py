@@ -13,6 +13,7 @@ from stride_core.transforms import VariableTransforms
 from stride_model.conditioning import Conditioning
 from stride_model.rain_gate import DEFAULT_GATE_LENGTH, DEFAULT_GATE_RULE, RainGateRule, apply_rain_gate
 from stride_model.sampler import sample_ensemble
+from stride_model.sampling import predict
 
 
 @torch.no_grad()
@@ -36,8 +37,9 @@ def physical_members(
     wet threshold (spec.rain_gate_threshold); "none" keeps the members as sampled. The gate sees only the
     conditioning, so its probabilities are evaluated once per date.
     """
+    tiling = sampler.get("tiling")  # a domain larger than the patch: the network sees tiles only
     if spec.kind == "regression":
-        prediction = model(cond)[:, None]
+        prediction = predict(model, cond, tiling)[:, None]
     else:
         prediction = sample_ensemble(model, cond, seeds, spec.out_channels, **sampler)
     members = torch.from_numpy(transforms.inverse_target(prediction.float().cpu().numpy()))
@@ -47,7 +49,7 @@ def physical_members(
         rule: RainGateRule = "threshold" if spec.kind == "regression" else rain_gate
         members = apply_rain_gate(
             members,
-            model.rain_gate_logits(cond).float().cpu(),
+            predict(model.rain_gate_logits, cond, tiling).float().cpu(),
             rule=rule,
             seeds=seeds,
             length=rain_gate_length,

@@ -27,6 +27,7 @@ from stride_model.sampling.ensemble import (
     Tiling,
     auto_tiling,
     default_overlap,
+    predict,
     sample_ensemble,
     sampler_kwargs,
 )
@@ -47,6 +48,7 @@ from stride_model.sampling.tiling import (
     TiledDenoiser,
     TileLayout,
     crop_conditioning,
+    predict_tiled,
     sample_stitched,
     tile_conditioning,
 )
@@ -72,6 +74,8 @@ __all__ = [
     "loglinear_sigmas",
     "make_sigmas",
     "nfe",
+    "predict",
+    "predict_tiled",
     "sample_ensemble",
     "sample_stitched",
     "sampler_kwargs",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,7 +16,7 @@ from stride_model.sampling.noise import StackedRandomGenerator
 from stride_model.sampling.precision import autocast_denoiser
 from stride_model.sampling.schedules import make_sigmas
 from stride_model.sampling.solvers import Churn, Denoiser, StepCallback, get_solver
-from stride_model.sampling.tiling import TiledDenoiser, TileLayout, sample_stitched
+from stride_model.sampling.tiling import TiledDenoiser, TileLayout, predict_tiled, sample_stitched
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,15 @@ def auto_tiling(
     tiling = Tiling(tile=tile, overlap=chosen, factor=factor, tile_batch=tile_batch)
     tiling.layout(domain)  # every other check of the layout, before anything is sampled
     return tiling
+
+
+def predict(model: Callable[[Conditioning], Tensor], cond: Conditioning, tiling: Tiling | None) -> Tensor:
+    """model(cond) of a conditioning-only network (regression, RainGate logits): in one pass, or with
+    `tiling` in blended tiles of the training patch (tiling.predict_tiled), as the sampler would see them."""
+    if tiling is None:
+        return model(cond)
+    layout = tiling.layout(tuple(cond.image.shape[-2:]))
+    return predict_tiled(model, cond, layout, tile_batch=tiling.tile_batch)
 
 
 def sampler_kwargs(settings: SamplerSettings) -> dict[str, Any]:

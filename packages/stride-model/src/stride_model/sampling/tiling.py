@@ -31,7 +31,7 @@ Usage::
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -268,6 +268,22 @@ class TiledDenoiser:
         sigma_tiles = sigma.repeat_interleave(self.layout.n_tiles)
         denoised = self.network(tiles, sigma_tiles, self._tiles_of(cond)).to(torch.float32)
         return self.layout.combine(denoised, self.layout.blend_weights)
+
+
+def predict_tiled(
+    predict: Callable[[Conditioning], Tensor], cond: Conditioning, layout: TileLayout, *, tile_batch: int = 16
+) -> Tensor:
+    """A conditioning-only prediction (a regression model, RainGate logits) in blended tiles: [B, C, H, W].
+
+    The network sees each tile's training-patch conditioning (tile_batch tiles at a time) and the tiles'
+    outputs are blended with the sampler's weights. One pass of a deterministic model is exactly one
+    denoising step of the tiled sampler, so its seams are those of a single blended step.
+    """
+    tile_cond = tile_conditioning(cond, layout)
+    parts = [
+        predict(tile_cond[slice(start, start + tile_batch)]) for start in range(0, len(tile_cond), tile_batch)
+    ]
+    return layout.combine(torch.cat(parts).to(torch.float32), layout.blend_weights)
 
 
 class _TileNoise:
