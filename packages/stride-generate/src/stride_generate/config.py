@@ -68,7 +68,7 @@ class GenerateConfig(StrictConfig):
     # precip helper (issue 9 section 7): the per-member RainGate draw and the intensity bound.
     rain_gate: RainGateSettings = Field(
         default_factory=RainGateSettings,
-        description="How a RainGate model's P(wet) becomes each member's dry pixels (rule: sample | threshold).",
+        description="How a RainGate model's P(wet) becomes each member's dry pixels (rule: hurdle, the default | sample | threshold | none; stride_model.rain_gate).",
     )
     intensity_bound: IntensityBoundConfig = Field(
         default_factory=IntensityBoundConfig,
