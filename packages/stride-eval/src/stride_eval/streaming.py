@@ -6,6 +6,8 @@ and only running sums survive a chunk. Rows have the names of the in-memory fami
 
 - probabilistic: crps (and per date), spread_skill, rank_histogram, rank_flatness, brier at each threshold;
 - deterministic: rmse/mae/bias of the ensemble mean and the PMM (and rmse_mean per date);
+- scale and temporal: their own sums (`ScaleSums`, `TemporalSums`), exact (power spectra weighted by their
+  fields, pooled scores, lag-k pair sums with the previous chunk's last dates kept);
 - distributions: histogram, wasserstein, perkins, wet_freq, p99, wet_mean_intensity. Here Wasserstein-1
   and p99 come from a histogram of STREAM_BINS bins over the truth's range (values beyond it in the end
   bins), so they are exact to within one bin width ((max - min) / STREAM_BINS); the in-memory family's
@@ -31,9 +33,11 @@ from stride_core.metrics import (
     rank_histogram_flatness,
 )
 from stride_eval.families.base import finite
+from stride_eval.families.scale import ScaleSums
+from stride_eval.families.temporal import TemporalSums
 from stride_eval.inputs import EvalInputs, Prediction
 
-STREAMING_FAMILIES = ("probabilistic", "deterministic", "distributions")
+STREAMING_FAMILIES = ("probabilistic", "deterministic", "distributions", "scale", "temporal")
 STREAM_BINS = 2000
 """Fine bins of the streamed value histograms (Wasserstein-1, p99)."""
 
@@ -69,6 +73,12 @@ class StreamingEvaluation:
         self.fine_edges = np.linspace(low, high if high > low else low + 1.0, STREAM_BINS + 1)
         self.truth_fine = self._fine(truth)
         self.sums: dict[str, Sums] = defaultdict(Sums)
+        # Families that keep their own sums (their in-memory compute is one chunk of every date).
+        self.accumulators: list[ScaleSums | TemporalSums] = []
+        if "scale" in self.families:
+            self.accumulators.append(ScaleSums(template))
+        if "temporal" in self.families:
+            self.accumulators.append(TemporalSums(template))
 
     def _fine(self, values: NDArray[np.floating]) -> NDArray[np.float64]:
         clipped = np.clip(values, self.fine_edges[0], self.fine_edges[-1])
@@ -76,6 +86,8 @@ class StreamingEvaluation:
 
     def update(self, chunk: EvalInputs) -> None:
         """Add one chunk of dates (masked like `masked_inputs`)."""
+        for accumulator in self.accumulators:
+            accumulator.update(chunk)
         valid = chunk.valid
         n_valid = int(valid.sum())
         for model, prediction in chunk.predictions.items():
@@ -190,6 +202,8 @@ class StreamingEvaluation:
                     rows.append(inputs.row(model, metric, family, value, date=date))  # type: ignore[arg-type]
             if "distributions" in self.families and sums.fine is not None and sums.values and truth_total:
                 rows += self._model_distribution_rows(model, sums, centres)
+        for accumulator in self.accumulators:
+            rows += accumulator.rows()
         return [r for r in rows if finite(r.value)]
 
     def _coarse(self, fine: NDArray[np.float64]) -> NDArray[np.float64]:

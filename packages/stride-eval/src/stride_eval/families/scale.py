@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from stride_contracts import MetricRow
 from stride_core.grid import coarsen_conservative
 from stride_core.maps import new_figure
-from stride_core.metrics import crps_ensemble_fair, radial_power_spectrum, ralsd, rmse, spectrum_error
+from stride_core.metrics import crps_ensemble_fair, radial_power_spectrum, ralsd, spectrum_error
 from stride_eval.families.base import Family, finite
 from stride_eval.inputs import EvalInputs
 
@@ -31,43 +31,96 @@ def pool(field: np.ndarray, factor: int, weights: np.ndarray) -> np.ndarray:
     return coarsen_conservative(field, factor, weights, min_valid_fraction=MIN_VALID_FRACTION)
 
 
-def compute(inputs: EvalInputs) -> list[MetricRow]:
-    units = f"({inputs.units})2"
-    wavenumbers, truth_power = radial_power_spectrum(inputs.truth)
-    rows = [
-        inputs.row("truth", "psd", NAME, p, wavenumber=float(k), units=units)
-        for k, p in zip(wavenumbers, truth_power, strict=True)
-        if np.isfinite(p)
-    ]
-    height, width = inputs.truth.shape[-2:]
-    factors = [
-        f for f in inputs.pool_factors if height % f == 0 and width % f == 0 and min(height, width) // f >= 2
-    ]
-    pooled_truth = {f: pool(inputs.truth, f, inputs.weights) for f in factors}
-    for model, prediction in inputs.predictions.items():
-        _, power = radial_power_spectrum(prediction.fields, valid=~np.isnan(prediction.fields))
-        rows += [
-            inputs.row(model, "psd", NAME, p, wavenumber=float(k), units=units)
-            for k, p in zip(wavenumbers, power, strict=True)
+def fields_with_valid_pixels(fields: np.ndarray) -> int:
+    """How many 2-D fields (last two axes) have a valid pixel: the weight of their average spectrum."""
+    flat = np.asarray(fields).reshape(-1, *np.shape(fields)[-2:])
+    return int((~np.isnan(flat)).any(axis=(1, 2)).sum())
+
+
+class ScaleSums:
+    """The scale family's scores as sums over chunks of dates (`update`), turned into rows by `rows`.
+
+    The radially averaged spectrum over dates and members is a mean of per-field spectra, so each chunk
+    adds its spectrum times the number of fields behind it; pooling acts date by date, so the pooled CRPS
+    and squared error add up. `compute` is one chunk of every date, so both paths run the same code.
+    """
+
+    def __init__(self, template: EvalInputs) -> None:
+        self.template = template
+        self.wavenumbers, self.truth_power = radial_power_spectrum(template.truth)
+        height, width = template.truth.shape[-2:]
+        self.factors = [
+            f
+            for f in template.pool_factors
+            if height % f == 0 and width % f == 0 and min(height, width) // f >= 2
+        ]
+        self.power: dict[str, np.ndarray] = {}
+        self.fields: dict[str, int] = {}
+        self.pooled: dict[tuple[str, str, int], list[float]] = {}
+        """(model, metric, factor) -> [sum, count]."""
+
+    def update(self, chunk: EvalInputs) -> None:
+        pooled_truth = {f: pool(chunk.truth, f, chunk.weights) for f in self.factors}
+        for model, prediction in chunk.predictions.items():
+            n = fields_with_valid_pixels(prediction.fields)
+            if n:
+                _, power = radial_power_spectrum(prediction.fields, valid=~np.isnan(prediction.fields))
+                self.power[model] = self.power.get(model, 0.0) + power * n
+                self.fields[model] = self.fields.get(model, 0) + n
+            for factor in self.factors:
+                truth = pooled_truth[factor]
+                ensemble = pool(prediction.ensemble, factor, chunk.weights)
+                ensemble = np.where(np.isnan(truth)[:, None], np.nan, ensemble)
+                crps = crps_ensemble_fair(ensemble, truth, member_axis=1)
+                valid = ~np.isnan(truth)
+                squared = (ensemble.mean(axis=1, dtype=np.float64) - truth)[valid] ** 2
+                for metric, total, count in (
+                    ("crps_pooled", float(np.nansum(crps)), int(np.sum(~np.isnan(crps)))),
+                    ("rmse_mean_pooled", float(np.sum(squared)), int(squared.size)),
+                ):
+                    sums = self.pooled.setdefault((model, metric, factor), [0.0, 0])
+                    sums[0] += total
+                    sums[1] += count
+
+    def rows(self) -> list[MetricRow]:
+        inputs = self.template
+        units = f"({inputs.units})2"
+        rows = [
+            inputs.row("truth", "psd", NAME, p, wavenumber=float(k), units=units)
+            for k, p in zip(self.wavenumbers, self.truth_power, strict=True)
             if np.isfinite(p)
         ]
-        error = spectrum_error(power, truth_power, high_k_fraction=inputs.high_k_fraction)
-        if finite(error):
-            rows.append(inputs.row(model, "spectrum_error", NAME, error, units="log10"))
-        distance = ralsd(power, truth_power)
-        if finite(distance):
-            rows.append(inputs.row(model, "ralsd", NAME, distance, units="dB"))
-        for factor in factors:
-            truth = pooled_truth[factor]
-            ensemble = pool(prediction.ensemble, factor, inputs.weights)
-            ensemble = np.where(np.isnan(truth)[:, None], np.nan, ensemble)
-            crps = float(np.nanmean(crps_ensemble_fair(ensemble, truth, member_axis=1)))
-            error_mean = float(rmse(ensemble.mean(axis=1), truth))
-            # Own names: readers that take rows without date and wavenumber as headline keep the unpooled crps.
-            for metric, value in (("crps_pooled", crps), ("rmse_mean_pooled", error_mean)):
-                if finite(value):
-                    rows.append(inputs.row(model, metric, NAME, value, scale=float(factor)))
-    return rows
+        models = list(dict.fromkeys([*self.power, *(key[0] for key in self.pooled)]))
+        for model in models:
+            if model in self.power:
+                power = self.power[model] / self.fields[model]
+                rows += [
+                    inputs.row(model, "psd", NAME, p, wavenumber=float(k), units=units)
+                    for k, p in zip(self.wavenumbers, power, strict=True)
+                    if np.isfinite(p)
+                ]
+                error = spectrum_error(power, self.truth_power, high_k_fraction=inputs.high_k_fraction)
+                if finite(error):
+                    rows.append(inputs.row(model, "spectrum_error", NAME, error, units="log10"))
+                distance = ralsd(power, self.truth_power)
+                if finite(distance):
+                    rows.append(inputs.row(model, "ralsd", NAME, distance, units="dB"))
+            for factor in self.factors:
+                # Own names: readers that take rows without date and wavenumber as headline keep the
+                # unpooled crps.
+                for metric in ("crps_pooled", "rmse_mean_pooled"):
+                    total, count = self.pooled.get((model, metric, factor), [0.0, 0])
+                    value = float("nan") if not count else total / count
+                    value = float(np.sqrt(value)) if metric == "rmse_mean_pooled" else value
+                    if finite(value):
+                        rows.append(inputs.row(model, metric, NAME, value, scale=float(factor)))
+        return rows
+
+
+def compute(inputs: EvalInputs) -> list[MetricRow]:
+    sums = ScaleSums(inputs)
+    sums.update(inputs)
+    return sums.rows()
 
 
 def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
