@@ -17,6 +17,7 @@ it is an upper bound. Writes bench/results/stats.json with the store, machine an
     python bench/stats.py                      # builds the store first if it is not there yet
     python bench/stats.py --set task_mb=64     # any stride-stats --set override
     python bench/stats.py --times 1440 --min-gb 1   # a quarter-size store (5760 steps is the full one)
+    python bench/stats.py --kernels            # CPU ns a value of each step of one task (no JSON written)
 """
 
 from __future__ import annotations
@@ -156,6 +157,60 @@ def task_mb(overrides: list[str]) -> float:
     return float(StatsConfig.model_fields["task_mb"].default)
 
 
+def kernel_profile(store: Path, split: str, rows: int = 32, repeats: int = 5) -> None:
+    """CPU ns a value of each step stride-stats takes on one task of `rows` target time steps."""
+    from threadpoolctl import threadpool_limits
+
+    from stride_stats.boxcox import fit_boxcox_lambda
+    from stride_stats.compute import SLICE_VALUES, _pass, _plan, run_pilot
+    from stride_stats.kernels import transform_sums, value_sums
+    from stride_stats.sources import ZarrSource
+
+    split_array = zarr.open_group(store, mode="r")["split"]
+    assert isinstance(split_array, zarr.Array)
+    times = np.flatnonzero(np.asarray(split_array[:]) == SPLIT_CODES[split])
+    source = ZarrSource(str(store), "target", 0, times)
+
+    def cpu_s() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def timed(name: str, size: int, step: Any, count: int = repeats) -> None:
+        start = cpu_s()
+        for _ in range(count):
+            step()
+        print(f"{name:<44} {(cpu_s() - start) / count / size * 1e9:8.2f} ns a value")
+
+    block = np.arange(rows)
+    values = source.read(block).reshape(-1)
+    start = cpu_s()
+    pilot = run_pilot(source, max_samples=1_000_000, seed=0, task_values=1 << 23)
+    print(f"pilot ({pilot.sample.size} sample values): {cpu_s() - start:.2f} CPU-s")
+    start = cpu_s()
+    fit_boxcox_lambda(pilot.sample, 0.01)
+    print(f"Box-Cox fit on the sample: {cpu_s() - start:.2f} CPU-s")
+    plan = _plan(pilot, bins=20000, wet_threshold=None, log_eps=0.01, boxcox_shift=0.01)
+    x = values[:SLICE_VALUES]
+    histogram, inverse = plan.histogram.empty_for(float(values.min()), float(values.max()))
+    log_x = np.log(x + np.float32(0.01))
+    power = np.exp(log_x * np.float32(0.9))
+    with threadpool_limits(limits=1, user_api="blas"):
+        _pass(values, plan)  # compiles (or loads the cache) first
+        timed(f"read + decompress ({rows} steps)", values.size, lambda: source.read(block))
+        timed("whole pass (below, per slice)", values.size, lambda: _pass(values, plan))
+        args = (plan.shift, float(x.min()), np.nan, inverse, histogram.first, histogram.counts)
+        timed("  value_sums (moments, atom, histogram)", x.size, lambda: value_sums(x, *args), 20)
+        timed("  float32 log", x.size, lambda: np.log(x + np.float32(0.01)), 20)
+        timed("  float32 exp", x.size, lambda: np.exp(log_x * np.float32(0.9)), 20)
+        timed(
+            "  transform_sums (log, sqrt, power)",
+            x.size,
+            lambda: transform_sums(x, log_x, power, 5.6, 16.7, 160.0),
+            20,
+        )
+        timed("  float64 log (before)", x.size, lambda: np.log(np.add(x, 0.01, dtype=np.float64)), 20)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_store_arguments(parser)
@@ -167,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-distributed", action="store_true", help="skip the loopback cluster run")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON report (default: {RESULTS})")
     parser.add_argument("--read-only", type=Path, default=None, help=argparse.SUPPRESS)  # the child of 1.
+    parser.add_argument("--kernels", action="store_true", help="time each step on one task, write nothing")
     args = parser.parse_args(argv)
     if args.read_only is not None:
         print(json.dumps(read_limit(args.read_only, args.split, task_mb(args.set))))
@@ -175,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     from stride_stats.loopback import loopback_cluster
 
     store, info = store_from(args)
+    if args.kernels:
+        kernel_profile(store, args.split)
+        return 0
     split_gb = split_raw_gb(store, args.split)
     before = machine.load()
     resident = machine.resident_fraction(store)
