@@ -105,3 +105,27 @@ def test_scale_and_temporal_stream_exactly(tmp_path: Path, write_samples: Callab
     np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-9, atol=1e-12)
     lag1 = a.xs(("truth", "temporal", "autocorrelation"), level=("model", "family", "metric"))
     assert float(lag1.iloc[0]) > 0.5  # a random walk in time: strongly autocorrelated at lag 1
+
+
+def test_occurrence_streams(tmp_path: Path, write_samples: Callable[..., Path]) -> None:
+    rng = np.random.default_rng(4)
+    n_times, n_members, size = 8, 5, 32
+    truth = rng.gamma(0.5, 1.0, size=(n_times, size, size)).astype(np.float32)
+    truth[truth < 0.3] = 0
+    truth[:, :6] = np.nan
+    members = (
+        np.nan_to_num(truth, nan=1.0)[:, None] * rng.lognormal(0, 0.4, (n_times, n_members, size, size))
+    ).astype(np.float32)
+    store = write_samples(tmp_path / "s.zarr", members, truth, variable="precip", units="mm h-1")
+    whole, streamed = tmp_path / "whole.parquet", tmp_path / "streamed.parquet"
+    settings = ["--set", "families=[occurrence]"]
+    assert main(["--samples", str(store), "--out", str(whole), *settings]) == 0
+    assert main(["--samples", str(store), "--out", str(streamed), *settings, "--set", "chunk_dates=3"]) == 0
+    a, b = headline(whole), headline(streamed)
+    assert set(a) == set(b) and ("stride", "p99") in a and ("truth", "wet_freq") in a
+    bin_width = float(np.nanmax(truth) - np.nanmin(truth)) / 2000
+    for key, value in a.items():
+        if key[1].startswith("p99") and key[0] != "truth":
+            assert b[key] == pytest.approx(value, abs=2 * bin_width), key
+        else:
+            assert b[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key

@@ -6,6 +6,7 @@ and only running sums survive a chunk. Rows have the names of the in-memory fami
 
 - probabilistic: crps (and per date), spread_skill, rank_histogram, rank_flatness, brier at each threshold;
 - deterministic: rmse/mae/bias of the ensemble mean and the PMM (and rmse_mean per date);
+- occurrence: wet_freq (exact) and p99 (from the histogram below, within one bin width) of each model;
 - scale and temporal: their own sums (`ScaleSums`, `TemporalSums`), exact (power spectra weighted by their
   fields, pooled scores, lag-k pair sums with the previous chunk's last dates kept);
 - distributions: histogram, wasserstein, perkins, wet_freq, p99, wet_mean_intensity. Here Wasserstein-1
@@ -33,11 +34,12 @@ from stride_core.metrics import (
     rank_histogram_flatness,
 )
 from stride_eval.families.base import finite
+from stride_eval.families.occurrence import QUANTILE, upper_quantile, wet_frequency
 from stride_eval.families.scale import ScaleSums
 from stride_eval.families.temporal import TemporalSums
 from stride_eval.inputs import EvalInputs, Prediction
 
-STREAMING_FAMILIES = ("probabilistic", "deterministic", "distributions", "scale", "temporal")
+STREAMING_FAMILIES = ("probabilistic", "deterministic", "distributions", "occurrence", "scale", "temporal")
 STREAM_BINS = 2000
 """Fine bins of the streamed value histograms (Wasserstein-1, p99)."""
 
@@ -59,6 +61,8 @@ class Sums:
     wet_sum: float = 0.0
     wet_count: int = 0
     values: int = 0
+    broken: bool = False
+    """Whether a value was NaN or infinite where the truth is valid (occurrence leaves such a model out)."""
     per_date: list[tuple[object, str, float]] = field(default_factory=list)
 
 
@@ -97,8 +101,9 @@ class StreamingEvaluation:
                 self._probabilistic(sums, chunk, prediction, n_valid)
             if "deterministic" in self.families:
                 self._deterministic(sums, chunk, prediction)
-            if "distributions" in self.families:
+            if "distributions" in self.families or "occurrence" in self.families:
                 values = ensemble[np.broadcast_to(valid[:, None], ensemble.shape)]
+                sums.broken = sums.broken or not bool(np.isfinite(values).all())
                 values = values[np.isfinite(values)]
                 fine = self._fine(values)
                 sums.fine = fine if sums.fine is None else sums.fine + fine
@@ -202,6 +207,8 @@ class StreamingEvaluation:
                     rows.append(inputs.row(model, metric, family, value, date=date))  # type: ignore[arg-type]
             if "distributions" in self.families and sums.fine is not None and sums.values and truth_total:
                 rows += self._model_distribution_rows(model, sums, centres)
+        if "occurrence" in self.families and inputs.positive_definite and truth_total:
+            rows += self._occurrence_rows()
         for accumulator in self.accumulators:
             rows += accumulator.rows()
         return [r for r in rows if finite(r.value)]
@@ -278,6 +285,24 @@ class StreamingEvaluation:
                 rows.append(
                     inputs.row(model, "wet_mean_intensity", "distributions", sums.wet_sum / sums.wet_count)
                 )
+        return rows
+
+    def _occurrence_rows(self) -> list[MetricRow]:
+        """The occurrence family's rows: the truth's exact (held whole), the models' wet_freq exact and p99
+        from the fine histogram (within one bin width)."""
+        inputs = self.template
+        truth = inputs.truth[np.isfinite(inputs.truth)]
+        reference = {"wet_freq": wet_frequency(truth, inputs.wet_threshold), "p99": upper_quantile(truth)}
+        units = {"wet_freq": "1", "p99": inputs.units}
+        rows = [inputs.row("truth", k, "occurrence", v, units=units[k]) for k, v in reference.items()]
+        for model, sums in self.sums.items():
+            if sums.broken or sums.fine is None or not sums.values:
+                continue
+            values = {"wet_freq": sums.wet_count / sums.values, "p99": self._quantile(sums.fine, QUANTILE)}
+            for metric, value in values.items():
+                rows.append(inputs.row(model, metric, "occurrence", value, units=units[metric]))
+                error = abs(value - reference[metric])
+                rows.append(inputs.row(model, f"{metric}_error", "occurrence", error, units=units[metric]))
         return rows
 
     def _quantile(self, fine: NDArray[np.float64], level: float) -> float:
