@@ -99,3 +99,8 @@ bench-peak: $(STAMP)
 .PHONY: bench-tiling-seams
 bench-tiling-seams: $(STAMP)
 	nice -n 10 $(BIN)/python bench/tiling_seams.py $(TILING_SEAMS_ARGS)
+
+# Issue 9's bar on the perfect-prognosis pair (AROME tp <- ARPEGE t2m): bench/results/pp_case.json.
+.PHONY: bench-pp-case
+bench-pp-case: $(STAMP)
+	nice -n 10 $(BIN)/python bench/pp_case.py $(PP_CASE_ARGS)

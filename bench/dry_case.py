@@ -239,24 +239,34 @@ def relative_error(value: float, truth: float) -> float:
     return abs(value - truth) / truth
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default {DEFAULT_OUT})")
+def run_arguments(description: str, default_out: Path, results: Path) -> argparse.ArgumentParser:
+    """The options every CLI-chain benchmark takes: run folder, threads, JSON report, CLI folder."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=default_out, help=f"run folder (default {default_out})")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch/BLAS threads of every stage (default 1)"
     )
-    parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON report (default {RESULTS})")
+    parser.add_argument("--results", type=Path, default=results, help=f"JSON report (default {results})")
     parser.add_argument("--cli-dir", type=Path, default=Path(sys.executable).parent)
-    args = parser.parse_args(argv)
+    return parser
 
-    out: Path = args.out
+
+def stage_environment(out: Path, threads: int) -> tuple[Path, dict[str, str]]:
+    """The stages' log folder (created) and environment: real data, no progress bars, `threads` threads."""
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("STRIDE_DATA", str(ROOT.parent / "shared" / "data"))
     env["STRIDE_PROGRESS"] = "0"
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[name] = str(args.threads)
+        env[name] = str(threads)
+    return logs, env
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = run_arguments(__doc__.splitlines()[0], DEFAULT_OUT, RESULTS).parse_args(argv)
+    out: Path = args.out
+    logs, env = stage_environment(out, args.threads)
 
     def tool(name: str) -> str:
         return str(args.cli_dir / f"stride-{name}")

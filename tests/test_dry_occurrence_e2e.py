@@ -11,6 +11,13 @@ per-member draw keeping the diffusion's values (rule sample) 0.076, ratio 0.45, 
 the hurdle (2026-12-02): ratio 2.16: the hurdle rains as often as the gate's mean P(wet), which a 150-step
 gate over-predicts (the 500-step gate of bench/dry_case.py is calibrated: +3%). The check itself is
 exercised on an every-member-dry ensemble and on the truth, so it cannot pass vacuously.
+
+The same bar on the perfect-prognosis pair (issue 9's bar; bench/pp_case.py is its full-budget run): MeteoNet
+AROME hourly precipitation predicted from ARPEGE 2 m temperature, whose predictor is independent of the target
+(configs/meteonet_nw.yaml, trained with configs/pp/train_pp.yaml at smoke budget). Scored on the val hours
+(17-20 h, wet 0.11), which the training hours' climate covers (wet 0.01-0.12); the test hours (21-24 h, wet 0.19
+to 0.28, wetter than any training hour) are a climate shift the t2m predictor does not carry, reported by
+bench/pp_case.py.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from conftest import DATA, chain_commands, run_chain
 
 pytestmark = pytest.mark.e2e
 KNMI = "radar_knmi_2010-08-26.nc"
+METEONET = ("meteonet_nw_2018-05-01.nc", "meteonet_nw_arpege_t2m_2018-05-01.nc")
 WET = 0.1  # mm h-1, the RainGate's threshold
 
 
@@ -65,6 +73,49 @@ def dry_chain(tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str])
     return out
 
 
+@pytest.fixture(scope="module")
+def pp_chain(tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str]) -> Path:
+    missing = [name for name in METEONET if not (DATA / name).is_file()]
+    if missing:
+        pytest.fail(
+            f"real sample data missing: {', '.join(str(DATA / name) for name in missing)} (public source: "
+            f"meteofrance/meteonet data_samples/weather_models, see the data README)"
+        )
+    out = tmp_path_factory.mktemp("pp")
+    commands = chain_commands(
+        out,
+        data=["--config", "configs/meteonet_nw.yaml"],
+        train=[
+            "--config",
+            "configs/pp/train_pp.yaml",
+            "--steps",
+            "150",
+            "--set",
+            "model.model_channels=8",
+            "--set",
+            "training.val_every=75",
+            "--set",
+            "training.threads=1",
+        ],
+        generate=[
+            "--config",
+            "configs/pp/generate_pp.yaml",
+            "--members",
+            "3",
+            "--steps",
+            "4",
+            "--set",
+            "split=val",
+            "--set",
+            "date_stride=2",
+            "--set",
+            "threads=1",
+        ],
+    )
+    run_chain(commands[:4], cli_env)
+    return out
+
+
 def wet_frequency_ratio(members: np.ndarray, truth: np.ndarray) -> float:
     """Share of member values > WET over that of the truth, on the cells where the truth is valid.
 
@@ -88,3 +139,16 @@ def test_the_check_rejects_an_every_member_dry_ensemble(dry_chain: Path) -> None
     members, truth = samples["members"].values, samples["target"].values
     assert wet_frequency_ratio(np.zeros_like(members), truth) < 0.5
     assert wet_frequency_ratio(np.where(np.isfinite(truth[:, None]), truth[:, None], 0.0), truth) == 1.0
+
+
+def test_the_perfect_prognosis_ensemble_rains_at_least_half_as_often_as_the_truth(pp_chain: Path) -> None:
+    samples = xr.open_zarr(pp_chain / "samples.zarr")
+    members, truth = samples["members"].values, samples["target"].values
+    assert members.shape[:2] == (2, 3)  # 2 val hours (every other of 4) x 3 members
+    assert (
+        0.05 < (truth[np.isfinite(truth)] > WET).mean() < 0.3
+    )  # the premise: it rains on a minority of cells
+    ratio = wet_frequency_ratio(members, truth)
+    assert ratio >= 0.5, f"the ensemble rains {ratio:.2f} times as often as the truth (the bar: >= 0.5)"
+    # ... and the check would reject this case's ensemble if it were dry: an all-zero copy of it.
+    assert wet_frequency_ratio(np.zeros_like(members), truth) < 0.5

@@ -1,0 +1,255 @@
+"""The perfect-prognosis case of issue 9's bar: AROME hourly precipitation downscaled from ARPEGE 2 m temperature.
+
+The predictors are independent of the target: the LR input is another model's field of another variable
+(ARPEGE t2m at 0.1 deg, configs/meteonet_nw.yaml's lr_source), not a coarsened copy of the target (AROME `tp`,
+227 x 315 at 0.025 deg over north-west France, 2018-05-01 01:00 to 05-02 00:00; train 01-16 h, val 17-20 h,
+test 21-24 h). The CLI chain runs as subprocesses of the installed tools (.venv/bin/stride-*): stride-data
+build, stride-stats, stride-train (configs/pp/train_pp.yaml, one thread), stride-generate with the hurdle
+RainGate (configs/pp/generate_pp.yaml) on the val and on the test split, and stride-eval on each (its
+climatological ensemble of the train split, 32 members, is the reference). Every stage is skipped when its
+output exists, so a killed run resumes.
+
+Reported per split (val: where choices are made; test: the bar), wet = above the RainGate's and stride-eval's
+wet threshold (0.1 mm h-1):
+- truth against ensemble (members pooled) wet frequency, mean wet intensity and the 99th percentile;
+- stride-eval's fair CRPS of the ensemble and of the climatological ensemble, and the skill 1 - CRPS / CRPS_clim;
+- the gate's mean P(wet) against the truth's wet frequency (its calibration), overall and per P(wet) bin.
+
+The bar: wet frequency within 15% of the truth's, p99 within 20%, CRPS below the climatology's.
+Prints a table and writes bench/results/pp_case.json (with the machine's load, wall and CPU time).
+
+    python bench/pp_case.py                     # -> /tmp/precip/pp_case
+    python bench/pp_case.py --out /tmp/pp2 --threads 1
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+# bench/ is not a package: run as a script, its own folder is on sys.path and the sibling imports by name.
+from dry_case import (
+    P99_TOLERANCE,
+    WET,
+    WET_FREQ_TOLERANCE,
+    bound_share,
+    gate_logits,
+    occurrence,
+    relative_error,
+    reliability,
+    run_arguments,
+    run_stage,
+    split_batch,
+    stage_environment,
+)
+
+from stride_contracts import CheckpointManifest
+from stride_core.artifacts import read_manifest_folder
+from stride_generate.sampling import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs" / "pp"
+DATA_CONFIG = ROOT / "configs" / "meteonet_nw.yaml"
+RESULTS = ROOT / "bench" / "results" / "pp_case.json"
+DEFAULT_OUT = Path("/tmp/precip/pp_case")
+SPLITS = ("val", "test")
+EVAL_FAMILIES = "[probabilistic,distributions]"
+
+
+def load() -> list[float]:
+    """The 1, 5 and 15 minute load averages (the machine is shared: every figure is read beside them)."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def eval_crps(metrics: Path) -> dict[str, float]:
+    """Headline fair CRPS of every model stride-eval scored (rows without a date or other qualifier)."""
+    table = pd.read_parquet(metrics)
+    qualifiers = [
+        c for c in ("date", "threshold", "scale", "quantile", "lag", "bin", "wavenumber") if c in table
+    ]
+    rows = table[(table["metric"] == "crps") & table[qualifiers].isna().all(axis=1)]
+    return {str(model): float(value) for model, value in zip(rows["model"], rows["value"], strict=True)}
+
+
+def gate_reliability(checkpoint: Path, dataset: Path) -> dict[str, Any]:
+    """The gate's mean P(wet) against the truth's wet frequency on every split (best EMA weights)."""
+    manifest = read_manifest_folder(checkpoint, CheckpointManifest)
+    model = load_model(
+        checkpoint, manifest, manifest.best_ema_weights_file or manifest.ema_weights_file, torch.device("cpu")
+    )
+    out = {}
+    for split in ("train", *SPLITS):
+        batch, truth = split_batch(dataset, split, manifest)
+        p_wet = torch.sigmoid(gate_logits(model, manifest, batch)).numpy()[:, 0]
+        out[split] = reliability(p_wet, truth)
+        out[split]["per_date_mean_p"] = [float(v) for v in p_wet.mean(axis=(1, 2))]
+        out[split]["per_date_wet_freq"] = [float(v) for v in np.mean(truth > WET, axis=(1, 2))]
+    return out
+
+
+def score(samples: Path, metrics: Path, generate_log: Path) -> dict[str, Any]:
+    """Truth and ensemble occurrence statistics, the two CRPS and the bar, for one split."""
+    with xr.open_zarr(samples) as store:
+        members, truth = store["members"].values[:, :, 0], store["target"].values[:, 0]
+    valid = np.broadcast_to(np.isfinite(truth)[:, None], members.shape)
+    reference = occurrence(truth)
+    ensemble: dict[str, Any] = dict(occurrence(np.where(valid, members, np.nan)))
+    # Wet member values the hurdle lifted to the float32 just above the threshold: drawn wet by the gate where
+    # the diffusion member was dry (intensity given wet that the diffusion did not supply).
+    floor = np.nextafter(np.float32(WET), np.float32(np.inf))
+    wet_values = members[valid & (members > WET)]
+    ensemble["share_wet_lifted"] = float(np.mean(wet_values == floor)) if wet_values.size else 0.0
+    crps = eval_crps(metrics)
+    model, clim = crps["stride"], crps["climatology"]
+    ensemble.update(
+        crps=model,
+        members=int(members.shape[1]),
+        dates=int(members.shape[0]),
+        wet_freq_error=relative_error(ensemble["wet_freq"], reference["wet_freq"]),
+        p99_error=relative_error(ensemble["p99"], reference["p99"]),
+        crps_skill_vs_climatology=1 - model / clim,
+        intensity_bound=bound_share(generate_log),
+    )
+    bar = {
+        "wet_freq_within_15pct": ensemble["wet_freq_error"] <= WET_FREQ_TOLERANCE,
+        "p99_within_20pct": ensemble["p99_error"] <= P99_TOLERANCE,
+        "crps_below_climatology": model < clim,
+    }
+    bar["pass"] = all(bar.values())
+    return {"truth": reference, "ensemble": ensemble, "climatology_crps": clim, "bar": bar}
+
+
+def print_table(results: dict[str, Any]) -> None:
+    header = (
+        f"{'split':<5} {'':<9} {'wet freq':>9} {'wet mean':>9} {'p99':>7} {'CRPS':>8} {'clim CRPS':>9} "
+        f"{'skill':>7}  bar (wet / p99 / CRPS)"
+    )
+    print("\n" + header + "\n" + "-" * len(header))
+    for split, row in results.items():
+        truth, ens, bar = row["truth"], row["ensemble"], row["bar"]
+        print(
+            f"{split:<5} {'truth':<9} {truth['wet_freq']:9.4f} {truth['wet_mean']:9.3f} {truth['p99']:7.3f}"
+        )
+        marks = " / ".join(
+            "ok" if bar[k] else "FAIL"
+            for k in ("wet_freq_within_15pct", "p99_within_20pct", "crps_below_climatology")
+        )
+        print(
+            f"{split:<5} {'ensemble':<9} {ens['wet_freq']:9.4f} {ens['wet_mean']:9.3f} {ens['p99']:7.3f} "
+            f"{ens['crps']:8.4f} {row['climatology_crps']:9.4f} {ens['crps_skill_vs_climatology']:7.3f}  "
+            f"{'PASS' if bar['pass'] else 'FAIL'} ({marks}; errors {ens['wet_freq_error']:+.0%} wet, "
+            f"{ens['p99_error']:.0%} p99)"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = run_arguments(__doc__.splitlines()[0], DEFAULT_OUT, RESULTS)
+    parser.add_argument(
+        "--train-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra stride-train --set override (repeatable), e.g. training.steps=600",
+    )
+    args = parser.parse_args(argv)
+    out: Path = args.out
+    logs, env = stage_environment(out, args.threads)
+    env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'mlflow.db'}")
+
+    def tool(name: str) -> str:
+        return str(args.cli_dir / f"stride-{name}")
+
+    load_start, wall_start = load(), time.perf_counter()
+    dataset, stats, checkpoint = out / "dataset.zarr", out / "stats.parquet", out / "checkpoint"
+    print(f"perfect-prognosis case -> {out} (load {load_start})", flush=True)
+    train = [tool("train"), "--config", str(CONFIGS / "train_pp.yaml"), "--dataset", str(dataset)]
+    train += ["--stats", str(stats), "--out", str(checkpoint), "--set", f"training.threads={args.threads}"]
+    for override in args.train_set:
+        train += ["--set", override]
+    stages = {
+        "build": run_stage(
+            "build",
+            dataset,
+            [tool("data"), "build", "--config", str(DATA_CONFIG), "--out", str(dataset)],
+            env,
+            logs,
+        ),
+        "stats": run_stage(
+            "stats", stats, [tool("stats"), "--dataset", str(dataset), "--out", str(stats)], env, logs
+        ),
+        "train": run_stage("train", checkpoint, train, env, logs),
+    }
+    results: dict[str, Any] = {}
+    for split in SPLITS:
+        samples, metrics = out / split / "samples.zarr", out / split / "metrics.parquet"
+        generate = [tool("generate"), "--config", str(CONFIGS / "generate_pp.yaml")]
+        generate += ["--checkpoint", str(checkpoint), "--dataset", str(dataset), "--out", str(samples)]
+        generate += ["--set", f"split={split}", "--set", f"threads={args.threads}"]
+        stages[f"generate_{split}"] = run_stage(f"generate_{split}", samples, generate, env, logs)
+        evaluate = [tool("eval"), "--samples", str(samples), "--out", str(metrics)]
+        evaluate += ["--set", f"families={EVAL_FAMILIES}", "--set", f"wet_threshold={WET}"]
+        stages[f"eval_{split}"] = run_stage(f"eval_{split}", metrics, evaluate, env, logs)
+        results[split] = score(samples, metrics, Path(stages[f"generate_{split}"]["log"]))
+    calibration = gate_reliability(checkpoint, dataset)
+    print_table(results)
+    for split, row in calibration.items():
+        print(
+            f"gate on {split:<5}: mean P(wet) {row['mean_p']:.4f}, truth wet frequency {row['wet_freq']:.4f}"
+        )
+
+    measured = [s for s in stages.values() if s["cpu_s"] is not None]
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = bool(
+        subprocess.run(
+            ["git", "status", "--porcelain", "--", "bench/pp_case.py", "configs/pp"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    report = {
+        "benchmark": "perfect-prognosis precipitation case (issue 9 bar): AROME tp <- ARPEGE t2m",
+        "command": shlex.join(["python", "bench/pp_case.py", *(argv if argv is not None else sys.argv[1:])]),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical CPUs, "
+        f"{args.threads} torch threads; CPU only)",
+        "git": {"commit": commit.strip(), "pp_files_dirty": dirty},
+        "load_average_1_5_15": {"start": load_start, "end": load()},
+        "wall_s_total": time.perf_counter() - wall_start,
+        "cpu_s_stages_run": sum(s["cpu_s"] for s in measured),
+        "stages_skipped": [name for name, s in stages.items() if s["cpu_s"] is None],
+        "wet_threshold_mm_h": WET,
+        "criteria": {
+            "wet_freq_within_15pct": "|wet_freq - truth| / truth <= 0.15",
+            "p99_within_20pct": "|p99 - truth| / truth <= 0.20",
+            "crps_below_climatology": "stride-eval fair CRPS < its climatological ensemble's (train split)",
+        },
+        "results": results,
+        "gate_calibration": calibration,
+        "stages": stages,
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    staging = args.results.with_suffix(".json.tmp")
+    staging.write_text(json.dumps(report, indent=2) + "\n")
+    staging.replace(args.results)
+    print(
+        f"\nwrote {args.results} ({report['wall_s_total']:.0f} s wall, {report['cpu_s_stages_run']:.0f} s CPU)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
