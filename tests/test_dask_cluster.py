@@ -78,7 +78,8 @@ def test_cluster_table_equals_local_threads_and_numpy(
     assert row["count"] == valid.size
     assert row["mean"] == pytest.approx(valid.mean(), rel=1e-12)
     assert row["std"] == pytest.approx(valid.std(), rel=1e-10)
-    assert row["log_std"] == pytest.approx(np.log(valid + 0.01).std(), rel=1e-9)
+    # log is taken in float32 for float32 data (stride_stats.compute._Transforms), summed in float64.
+    assert row["log_std"] == pytest.approx(np.log(valid + 0.01).std(), rel=1e-6)
     width = (valid.max() - valid.min()) / 20000  # histogram_bins' default over the value range
     for column, level in zip(QUANTILE_COLUMNS, QUANTILE_LEVELS, strict=True):
         assert abs(row[column] - np.quantile(valid, level)) <= width, column

@@ -174,19 +174,16 @@ def run_pilot(source: Source, *, max_samples: int, seed: int, task_values: int) 
 def _pilot_task(source: Source, rows: np.ndarray, share: float, seed: int) -> Pilot:
     block = np.asarray(source.read(rows))
     sample = sample_block(block, (int(rows[0]),), share=share, seed=seed)
-    valid = block[np.isfinite(block)]
-    if valid.size == 0:
-        return Pilot(0, 0.0, math.inf, -math.inf, math.inf, sample)
-    low = valid.min()
-    above = valid[valid > low]
-    return Pilot(
-        int(valid.size),
-        float(valid.sum(dtype=np.float64)),
-        float(low),
-        float(valid.max()),
-        float(above.min()) if above.size else math.inf,
-        sample,
-    )
+    valid = block.reshape(-1)
+    low, high = valid.min(), valid.max()
+    if not (np.isfinite(low) and np.isfinite(high)):
+        valid = valid[np.isfinite(valid)]
+        if valid.size == 0:
+            return Pilot(0, 0.0, math.inf, -math.inf, math.inf, sample)
+        low, high = valid.min(), valid.max()
+    # The sum and the smallest value above the minimum in one compiled pass (a one-bin histogram).
+    total, _, _, above, _ = value_sums(valid, 0.0, float(low), math.nan, 0.0, 0, np.zeros(1, dtype=np.int64))
+    return Pilot(int(valid.size), total, float(low), float(high), above, sample)
 
 
 # --- the pass ---------------------------------------------------------------------------------------
