@@ -76,7 +76,9 @@ def test_streamed_scores_match_in_memory_and_memory_stays_bounded(
     assert ("stride", "spread_skill") in b and ("stride", "crps") in b
 
 
-def test_scale_and_temporal_stream_exactly(tmp_path: Path, write_samples: Callable[..., Path]) -> None:
+def test_scale_spatial_and_temporal_stream_exactly(
+    tmp_path: Path, write_samples: Callable[..., Path]
+) -> None:
     # Chunks of 3 dates: lag-1 and lag-2 pairs straddle chunk boundaries; NaN truth on a strip and one
     # whole date, so spectra weights and pair counts differ by pixel and date.
     rng = np.random.default_rng(3)
@@ -89,7 +91,7 @@ def test_scale_and_temporal_stream_exactly(tmp_path: Path, write_samples: Callab
         np.nan_to_num(truth, nan=280.0)[:, None] + rng.normal(size=(n_times, n_members, size, size))
     ).astype(np.float32)
     store = write_samples(tmp_path / "s.zarr", members, truth, chunk_dates=1)
-    families = "families=[scale,temporal]"
+    families = "families=[scale,spatial,temporal]"
     settings = ["--set", families, "--set", "lags=[1,2]", "--set", "pool_factors=[2,4]"]
     whole, streamed = tmp_path / "whole.parquet", tmp_path / "streamed.parquet"
     assert main(["--samples", str(store), "--out", str(whole), *settings]) == 0
@@ -98,9 +100,18 @@ def test_scale_and_temporal_stream_exactly(tmp_path: Path, write_samples: Callab
     a = pd.read_parquet(whole).set_index(keys)["value"].sort_index()
     b = pd.read_parquet(streamed).set_index(keys)["value"].sort_index()
     assert a.index.equals(b.index)
-    for family in ("scale", "temporal"):
+    for family in ("scale", "spatial", "temporal"):
         assert (a.index.get_level_values("family") == family).sum() > 0
-    for metric in ("psd", "ralsd", "crps_pooled", "rmse_mean_pooled", "autocorrelation"):
+    for metric in (
+        "psd",
+        "ralsd",
+        "crps_pooled",
+        "autocorrelation",
+        "rmse_weighted",
+        "correlation_weighted",
+        "fss",
+        "variogram",
+    ):
         assert (a.index.get_level_values("metric") == metric).sum() > 0, metric
     np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-9, atol=1e-12)
     lag1 = a.xs(("truth", "temporal", "autocorrelation"), level=("model", "family", "metric"))

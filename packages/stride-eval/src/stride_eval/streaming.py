@@ -7,8 +7,9 @@ and only running sums survive a chunk. Rows have the names of the in-memory fami
 - probabilistic: crps (and per date), spread_skill, rank_histogram, rank_flatness, brier at each threshold;
 - deterministic: rmse/mae/bias of the ensemble mean and the PMM (and rmse_mean per date);
 - occurrence: wet_freq (exact) and p99 (from the histogram below, within one bin width) of each model;
-- scale and temporal: their own sums (`ScaleSums`, `TemporalSums`), exact (power spectra weighted by their
-  fields, pooled scores, lag-k pair sums with the previous chunk's last dates kept);
+- scale, spatial and temporal: their own sums (`ScaleSums`, `SpatialSums`, `TemporalSums`), exact (power
+  spectra weighted by their fields, pooled scores; per-pixel error and correlation sums, FSS and
+  semivariogram sums; lag-k pair sums with the previous chunk's last dates kept);
 - distributions: histogram, wasserstein, perkins, wet_freq, p99, wet_mean_intensity. Here Wasserstein-1
   and p99 come from a histogram of STREAM_BINS bins over the truth's range (values beyond it in the end
   bins), so they are exact to within one bin width ((max - min) / STREAM_BINS); the in-memory family's
@@ -36,10 +37,19 @@ from stride_core.metrics import (
 from stride_eval.families.base import finite
 from stride_eval.families.occurrence import QUANTILE, upper_quantile, wet_frequency
 from stride_eval.families.scale import ScaleSums
+from stride_eval.families.spatial import SpatialSums
 from stride_eval.families.temporal import TemporalSums
 from stride_eval.inputs import EvalInputs, Prediction
 
-STREAMING_FAMILIES = ("probabilistic", "deterministic", "distributions", "occurrence", "scale", "temporal")
+STREAMING_FAMILIES = (
+    "probabilistic",
+    "deterministic",
+    "distributions",
+    "occurrence",
+    "scale",
+    "spatial",
+    "temporal",
+)
 STREAM_BINS = 2000
 """Fine bins of the streamed value histograms (Wasserstein-1, p99)."""
 
@@ -78,9 +88,11 @@ class StreamingEvaluation:
         self.truth_fine = self._fine(truth)
         self.sums: dict[str, Sums] = defaultdict(Sums)
         # Families that keep their own sums (their in-memory compute is one chunk of every date).
-        self.accumulators: list[ScaleSums | TemporalSums] = []
+        self.accumulators: list[ScaleSums | SpatialSums | TemporalSums] = []
         if "scale" in self.families:
             self.accumulators.append(ScaleSums(template))
+        if "spatial" in self.families:
+            self.accumulators.append(SpatialSums(template))
         if "temporal" in self.families:
             self.accumulators.append(TemporalSums(template))
 

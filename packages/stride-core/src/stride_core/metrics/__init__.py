@@ -40,6 +40,7 @@ from stride_core.metrics.spatial import (
     fss_terms,
     pointwise_correlation,
     semivariogram,
+    semivariogram_sums,
     weighted_mean,
     window_sums,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "reliability_curve",
     "rmse",
     "semivariogram",
+    "semivariogram_sums",
     "spectrum_error",
     "spread_skill_ratio",
     "wasserstein_1",

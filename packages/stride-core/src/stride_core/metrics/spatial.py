@@ -105,25 +105,36 @@ def semivariogram(fields: ArrayLike, lags: tuple[int, ...] | list[int]) -> NDArr
     Returns:
         gamma at each lag, shape (len(lags),); NaN at a lag without a valid pair.
     """
+    total, count = semivariogram_sums(fields, lags)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / (2 * np.maximum(count, 1)), np.nan)
+
+
+def semivariogram_sums(
+    fields: ArrayLike, lags: tuple[int, ...] | list[int]
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """The sums behind `semivariogram`: per lag, sum (z(s + h) - z(s))^2 and the number of valid pairs.
+
+    They add up over batches of fields (chunks of dates), so gamma = total / (2 count) of the sums of all
+    batches equals `semivariogram` of all fields at once.
+    """
     z = np.asarray(fields)
     ny, nx = z.shape[-2:]
     stack = z.reshape(-1, ny, nx)
     step = max(1, VARIOGRAM_BLOCK // (ny * nx))  # fields per block: float64 differences stay small
-    out = np.full(len(lags), np.nan)
+    totals = np.zeros(len(lags))
+    counts = np.zeros(len(lags), dtype=np.int64)
     for k, h in enumerate(lags):
         if not 1 <= h < min(ny, nx):
             raise ValueError(f"lag {h} must be in 1..{min(ny, nx) - 1} for fields of shape {(ny, nx)}")
-        total, count = 0.0, 0
         for start in range(0, stack.shape[0], step):
             block = stack[start : start + step]
             for a, b in ((block[:, h:, :], block[:, :-h, :]), (block[:, :, h:], block[:, :, :-h])):
                 difference = a.astype(np.float64) - b
                 valid = np.isfinite(difference)
-                total += float(np.sum(np.square(difference, where=valid, out=np.zeros_like(difference))))
-                count += int(valid.sum())
-        if count:
-            out[k] = total / (2 * count)
-    return out
+                totals[k] += float(np.sum(np.square(difference, where=valid, out=np.zeros_like(difference))))
+                counts[k] += int(valid.sum())
+    return totals, counts
 
 
 VARIOGRAM_BLOCK = 1 << 22

@@ -13,7 +13,6 @@ gamma_truth)| (0 when the model's spatial structure matches; log so every lag co
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,94 +20,139 @@ from matplotlib.figure import Figure
 
 from stride_contracts import MetricRow
 from stride_core.maps import new_figure
-from stride_core.metrics import fss_terms, pointwise_correlation, semivariogram, weighted_mean
+from stride_core.metrics import fss_terms, semivariogram, semivariogram_sums, weighted_mean
 from stride_eval.families.base import Family, finite
+from stride_eval.families.temporal import PairSums
 from stride_eval.inputs import EvalInputs
 
 NAME = "spatial"
 
 
-def score_maps(point: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
-    """[H, W] maps over time of bias, MAE, MSE and correlation; NaN where a pixel is never valid."""
+def error_sums(point: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """[4, H, W]: count, sum e, sum |e|, sum e^2 over the dates (axis 0) where the error e is finite."""
     error = point.astype(np.float64) - truth
-    with np.errstate(invalid="ignore"):
-        return {
-            "bias": np.nanmean(error, axis=0)
-            if np.isfinite(error).any()
-            else np.full(truth.shape[1:], np.nan),
-            "mae": np.nanmean(np.abs(error), axis=0),
-            "mse": np.nanmean(error**2, axis=0),
-            "correlation": pointwise_correlation(point, truth, axis=0),
-        }
+    keep = np.isfinite(error)
+    e = np.where(keep, error, 0.0)
+    return np.stack([keep.sum(axis=0), e.sum(axis=0), np.abs(e).sum(axis=0), (e * e).sum(axis=0)])
+
+
+def maps_from_sums(terms: np.ndarray) -> dict[str, np.ndarray]:
+    """[H, W] maps of bias, MAE and MSE from `error_sums` (of one or many chunks); NaN where never valid."""
+    count, total, absolute, squared = terms
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"bias": total / count, "mae": absolute / count, "mse": squared / count}
+
+
+def score_maps(point: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+    """[H, W] maps over time of the point forecast's bias, MAE and MSE."""
+    return maps_from_sums(error_sums(point, truth))
+
+
+class SpatialSums:
+    """The spatial family's scores as sums over chunks of dates (`update`), turned into rows by `rows`.
+
+    Per pixel: the count and sums of the error, |error| and error^2 of the point forecast, and the pair sums
+    of its correlation with the truth (`temporal.PairSums`); per threshold and window the two FSS sums; per
+    lag the semivariogram sums. All add up over dates, so `compute` (one chunk of every date) and the
+    streamed run give the same rows.
+    """
+
+    def __init__(self, template: EvalInputs) -> None:
+        self.template = template
+        height, width = template.truth.shape[-2:]
+        self.sizes = [s for s in template.fss_scales if s <= min(height, width)]
+        self.lags = tuple(h for h in template.variogram_lags if h < min(height, width))
+        self.errors: dict[str, np.ndarray] = {}
+        """model -> [4, H, W]: count, sum e, sum |e|, sum e^2 over the dates with a finite error."""
+        self.correlation: dict[str, PairSums] = {}
+        self.fss: dict[tuple[str, float, int], list[float]] = {}
+        self.variogram: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def update(self, chunk: EvalInputs) -> None:
+        for model, prediction in chunk.predictions.items():
+            terms = error_sums(prediction.point, chunk.truth)
+            self.errors[model] = self.errors[model] + terms if model in self.errors else terms
+            self.correlation.setdefault(model, PairSums()).add(prediction.point, chunk.truth)
+            fields = prediction.ensemble  # [time, member, H, W]
+            truth = np.broadcast_to(chunk.truth[:, None], fields.shape)
+            masked = np.where(np.isnan(truth), np.nan, fields)
+            for threshold in chunk.thresholds:
+                for size in self.sizes:
+                    numerator, denominator = fss_terms(masked, truth, threshold=threshold, size=size)
+                    sums = self.fss.setdefault((model, threshold, size), [0.0, 0.0])
+                    sums[0] += numerator
+                    sums[1] += denominator
+            if self.lags:
+                total, count = semivariogram_sums(prediction.fields, self.lags)
+                previous = self.variogram.get(model)
+                self.variogram[model] = (
+                    (total, count) if previous is None else (previous[0] + total, previous[1] + count)
+                )
+
+    def rows(self) -> list[MetricRow]:
+        inputs = self.template
+        rows: list[MetricRow] = []
+        if not inputs.valid.any():
+            return rows
+        rows += self._variogram_rows()
+        for model, terms in self.errors.items():
+            maps = maps_from_sums(terms)
+            aggregates = {
+                "bias_weighted": weighted_mean(maps["bias"], inputs.weights),
+                "mae_weighted": weighted_mean(maps["mae"], inputs.weights),
+                "rmse_weighted": float(np.sqrt(weighted_mean(maps["mse"], inputs.weights))),
+                "correlation_weighted": self.correlation[model].mean_correlation(inputs.weights),
+            }
+            for metric, value in aggregates.items():
+                if finite(value):
+                    units = "1" if metric.startswith("corr") else None
+                    rows.append(inputs.row(model, metric, NAME, value, units=units))
+            for threshold, level in zip(inputs.thresholds, inputs.threshold_quantiles, strict=True):
+                for size in self.sizes:
+                    numerator, denominator = self.fss.get((model, threshold, size), [0.0, 0.0])
+                    if denominator > 0:
+                        rows.append(
+                            inputs.row(
+                                model,
+                                "fss",
+                                NAME,
+                                1.0 - numerator / denominator,
+                                units="1",
+                                threshold=threshold,
+                                quantile=level,
+                                scale=float(size),
+                            )
+                        )
+        return rows
+
+    def _variogram_rows(self) -> list[MetricRow]:
+        inputs = self.template
+        if not self.lags:
+            return []
+        units = f"({inputs.units})^2"
+        truth = semivariogram(inputs.truth, self.lags)
+        rows = [
+            inputs.row("truth", "variogram", NAME, g, units=units, scale=float(h))
+            for h, g in zip(self.lags, truth, strict=True)
+        ]
+        for model, (total, count) in self.variogram.items():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                gamma = np.where(count > 0, total / (2 * np.maximum(count, 1)), np.nan)
+            rows += [
+                inputs.row(model, "variogram", NAME, g, units=units, scale=float(h))
+                for h, g in zip(self.lags, gamma, strict=True)
+            ]
+            usable = (truth > 0) & (gamma > 0)
+            if usable.any():
+                error = float(np.mean(np.abs(np.log10(gamma[usable] / truth[usable]))))
+                rows.append(inputs.row(model, "variogram_log_error", NAME, error, units="1"))
+        return rows
 
 
 def compute(inputs: EvalInputs) -> list[MetricRow]:
-    rows: list[MetricRow] = []
-    never_valid = ~inputs.valid.any(axis=0)
-    if never_valid.all():
-        return rows
-    height, width = inputs.truth.shape[-2:]
-    sizes = [s for s in inputs.fss_scales if s <= min(height, width)]
-    rows += variogram_rows(inputs)
-    for model, prediction in inputs.predictions.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels give NaN maps, skipped below
-            maps = score_maps(prediction.point, inputs.truth)
-        aggregates = {
-            "bias_weighted": weighted_mean(maps["bias"], inputs.weights),
-            "mae_weighted": weighted_mean(maps["mae"], inputs.weights),
-            "rmse_weighted": float(np.sqrt(weighted_mean(maps["mse"], inputs.weights))),
-            "correlation_weighted": weighted_mean(maps["correlation"], inputs.weights),
-        }
-        for metric, value in aggregates.items():
-            if finite(value):
-                rows.append(
-                    inputs.row(model, metric, NAME, value, units="1" if metric.startswith("corr") else None)
-                )
-        fields = prediction.ensemble  # [time, member, H, W]
-        truth = np.broadcast_to(inputs.truth[:, None], fields.shape)
-        for threshold, level in zip(inputs.thresholds, inputs.threshold_quantiles, strict=True):
-            for size in sizes:
-                numerator, denominator = fss_terms(
-                    np.where(np.isnan(truth), np.nan, fields), truth, threshold=threshold, size=size
-                )
-                if denominator > 0:
-                    rows.append(
-                        inputs.row(
-                            model,
-                            "fss",
-                            NAME,
-                            1.0 - numerator / denominator,
-                            units="1",
-                            threshold=threshold,
-                            quantile=level,
-                            scale=float(size),
-                        )
-                    )
-    return rows
-
-
-def variogram_rows(inputs: EvalInputs) -> list[MetricRow]:
-    lags = tuple(h for h in inputs.variogram_lags if h < min(inputs.truth.shape[-2:]))
-    if not lags:
-        return []
-    units = f"({inputs.units})^2"
-    truth = semivariogram(inputs.truth, lags)
-    rows = [
-        inputs.row("truth", "variogram", NAME, g, units=units, scale=float(h))
-        for h, g in zip(lags, truth, strict=True)
-    ]
-    for model, prediction in inputs.predictions.items():
-        gamma = semivariogram(prediction.fields, lags)
-        rows += [
-            inputs.row(model, "variogram", NAME, g, units=units, scale=float(h))
-            for h, g in zip(lags, gamma, strict=True)
-        ]
-        usable = (truth > 0) & (gamma > 0)
-        if usable.any():
-            error = float(np.mean(np.abs(np.log10(gamma[usable] / truth[usable]))))
-            rows.append(inputs.row(model, "variogram_log_error", NAME, error, units="1"))
-    return [r for r in rows if finite(r.value)]
+    sums = SpatialSums(inputs)
+    sums.update(inputs)
+    return sums.rows()
 
 
 def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
@@ -120,9 +164,7 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
     axes = fig.subplots(len(models), 3, squeeze=False)
     origin = "upper" if inputs.lat_descending else "lower"  # row 0 is north unless the grid says otherwise
     for i, model in enumerate(models):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            maps = score_maps(inputs.predictions[model].point, inputs.truth)
+        maps = score_maps(inputs.predictions[model].point, inputs.truth)
         bias = maps["bias"]
         limit = float(np.nanmax(np.abs(bias))) if np.isfinite(bias).any() else 1.0
         for ax, (title, image, cmap, vmin) in zip(
