@@ -97,7 +97,11 @@ SH
   siftool dump "$partition" "$sif" > "$work/$cli/dumped.squashfs"
   cmp -s "$work/$cli/dumped.squashfs" "$work/$cli/root.squashfs" || { echo "make-sif: partition of $sif differs" >&2; exit 1; }
   unsquashfs -quiet -no-progress -d "$work/$cli/extracted" "$work/$cli/dumped.squashfs" > /dev/null
-  mkdir -p "$work/$cli/extracted/dev" && : > "$work/$cli/extracted/dev/null" && chmod 666 "$work/$cli/extracted/dev/null"
+  # The device nodes Apptainer binds from the host; torch reads /dev/urandom as it loads.
+  mkdir -p "$work/$cli/extracted/dev"
+  for node in null:3 zero:5 random:8 urandom:9; do
+    mknod -m 666 "$work/$cli/extracted/dev/${node%:*}" c 1 "${node#*:}"
+  done
   # A private /proc, as Apptainer mounts one (psutil, imported by dask, reads it).
   mkdir -p "$work/$cli/extracted/proc"
   help=$(env -i HOME=/tmp PATH=/usr/bin:/bin unshare --mount --pid --fork --mount-proc="$work/$cli/extracted/proc" \

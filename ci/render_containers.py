@@ -286,6 +286,26 @@ def render_dockerfile(cli: Distribution, dists: dict[str, Distribution], root: P
         f" && {PRUNE}",
         "",
         "FROM ${BASE_IMAGE}",
+        "# ca-certificates: for an https MLflow server; python3.11 is what the venv's python links to.",
+        "# First in the stage: the same layer in all six images, cached; the labels that change with every",
+        "# build (revision, date) come last, so they no longer rebuild it.",
+        APT_PIN_NOTE,
+        "RUN apt-get update \\",
+        " && apt-get install -y --no-install-recommends ca-certificates python3.11 \\",
+        " && rm -rf /var/lib/apt/lists/* \\",
+        " && useradd --create-home --uid 1000 --user-group stride",
+        "ENV PYTHONUNBUFFERED=1 \\",
+        f"    VIRTUAL_ENV={VENV} \\",
+    ]
+    if torch:
+        lines += [
+            "    NVIDIA_VISIBLE_DEVICES=all \\",
+            "    NVIDIA_DRIVER_CAPABILITIES=compute,utility \\",
+        ]
+    lines += [
+        f"    PATH={VENV}/bin:$PATH",
+        f"COPY --from=builder {VENV} {VENV}",
+        f"RUN {name} --help > /dev/null",
         "ARG BASE_IMAGE",
         "ARG VCS_REF=unknown",
         "ARG BUILD_DATE=unknown",
@@ -299,24 +319,6 @@ def render_dockerfile(cli: Distribution, dists: dict[str, Distribution], root: P
     label_lines = [f"{key}={_quote(value)}" for key, value in labels]
     lines.append("LABEL " + " \\\n      ".join(label_lines))
     lines += [
-        "ENV PYTHONUNBUFFERED=1 \\",
-        f"    VIRTUAL_ENV={VENV} \\",
-    ]
-    if torch:
-        lines += [
-            "    NVIDIA_VISIBLE_DEVICES=all \\",
-            "    NVIDIA_DRIVER_CAPABILITIES=compute,utility \\",
-        ]
-    lines += [
-        f"    PATH={VENV}/bin:$PATH",
-        "# ca-certificates: for an https MLflow server; python3.11 is what the venv's python links to.",
-        APT_PIN_NOTE,
-        "RUN apt-get update \\",
-        " && apt-get install -y --no-install-recommends ca-certificates python3.11 \\",
-        " && rm -rf /var/lib/apt/lists/* \\",
-        " && useradd --create-home --uid 1000 --user-group stride",
-        f"COPY --from=builder {VENV} {VENV}",
-        f"RUN {name} --help > /dev/null",
         "# Numeric, so that runtimes enforcing non-root users (runAsNonRoot) can check it.",
         "USER 1000:1000",
         "WORKDIR /home/stride",
