@@ -13,11 +13,29 @@ a compiled loop), so compute.py takes them in float32 and hands their results to
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import numba
 import numpy as np
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-@numba.njit(nogil=True, cache=True)
+
+def compiled(**options: Any) -> Callable[[F], F]:
+    """numba.njit without the GIL, its machine code cached beside the module (or in NUMBA_CACHE_DIR / the
+    user's cache); where no cache location is writable (a read-only image) it compiles on each run."""
+
+    def decorate(function: F) -> F:
+        try:
+            return numba.njit(nogil=True, cache=True, **options)(function)
+        except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+            return numba.njit(nogil=True, **options)(function)
+
+    return decorate
+
+
+@compiled()
 def bin_position(value: float, shift: float, inverse_width: float, first: int, size: int) -> int:
     """Position in a histogram's counts of one value: floor((value - shift) / width) - first, clipped.
 
@@ -26,7 +44,7 @@ def bin_position(value: float, shift: float, inverse_width: float, first: int, s
     return min(max(position, 0), size - 1)
 
 
-@numba.njit(nogil=True, cache=True)
+@compiled()
 def value_sums(
     x: np.ndarray,
     shift: float,
@@ -61,7 +79,7 @@ def value_sums(
     return s1, s2, at_low, above_low, wet
 
 
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
+@compiled(fastmath={"reassoc"})
 def transform_sums(
     x: np.ndarray,
     log_x: np.ndarray,
