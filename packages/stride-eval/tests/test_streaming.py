@@ -76,7 +76,7 @@ def test_streamed_scores_match_in_memory_and_memory_stays_bounded(
     assert ("stride", "spread_skill") in b and ("stride", "crps") in b
 
 
-def test_scale_spatial_and_temporal_stream_exactly(
+def test_dates_scale_spatial_and_temporal_stream_exactly(
     tmp_path: Path, write_samples: Callable[..., Path]
 ) -> None:
     # Chunks of 3 dates: lag-1 and lag-2 pairs straddle chunk boundaries; NaN truth on a strip and one
@@ -91,16 +91,16 @@ def test_scale_spatial_and_temporal_stream_exactly(
         np.nan_to_num(truth, nan=280.0)[:, None] + rng.normal(size=(n_times, n_members, size, size))
     ).astype(np.float32)
     store = write_samples(tmp_path / "s.zarr", members, truth, chunk_dates=1)
-    families = "families=[scale,spatial,temporal]"
+    families = "families=[dates,scale,spatial,temporal]"
     settings = ["--set", families, "--set", "lags=[1,2]", "--set", "pool_factors=[2,4]"]
     whole, streamed = tmp_path / "whole.parquet", tmp_path / "streamed.parquet"
     assert main(["--samples", str(store), "--out", str(whole), *settings]) == 0
     assert main(["--samples", str(store), "--out", str(streamed), *settings, "--set", "chunk_dates=3"]) == 0
-    keys = ["model", "family", "metric", "wavenumber", "scale", "lag"]
+    keys = ["model", "family", "metric", "date", "wavenumber", "scale", "lag"]
     a = pd.read_parquet(whole).set_index(keys)["value"].sort_index()
     b = pd.read_parquet(streamed).set_index(keys)["value"].sort_index()
     assert a.index.equals(b.index)
-    for family in ("scale", "spatial", "temporal"):
+    for family in ("dates", "scale", "spatial", "temporal"):
         assert (a.index.get_level_values("family") == family).sum() > 0
     for metric in (
         "psd",
@@ -114,6 +114,8 @@ def test_scale_spatial_and_temporal_stream_exactly(
     ):
         assert (a.index.get_level_values("metric") == metric).sum() > 0, metric
     np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-9, atol=1e-12)
+    chosen = a.xs(("stride", "dates", "mae_mean"), level=("model", "family", "metric"))
+    assert len(chosen) == 3  # top_dates = 3, from the whole truth (spread over the chunks)
     lag1 = a.xs(("truth", "temporal", "autocorrelation"), level=("model", "family", "metric"))
     assert float(lag1.iloc[0]) > 0.5  # a random walk in time: strongly autocorrelated at lag 1
 

@@ -6,6 +6,7 @@ and only running sums survive a chunk. Rows have the names of the in-memory fami
 
 - probabilistic: crps (and per date), spread_skill, rank_histogram, rank_flatness, brier at each threshold;
 - deterministic: rmse/mae/bias of the ensemble mean and the PMM (and rmse_mean per date);
+- dates: the dates chosen from the whole truth, each scored in its chunk (`DatesRows`);
 - occurrence: wet_freq (exact) and p99 (from the histogram below, within one bin width) of each model;
 - scale, spatial and temporal: their own sums (`ScaleSums`, `SpatialSums`, `TemporalSums`), exact (power
   spectra weighted by their fields, pooled scores; per-pixel error and correlation sums, FSS and
@@ -35,6 +36,7 @@ from stride_core.metrics import (
     rank_histogram_flatness,
 )
 from stride_eval.families.base import finite
+from stride_eval.families.dates import DatesRows
 from stride_eval.families.occurrence import QUANTILE, upper_quantile, wet_frequency
 from stride_eval.families.scale import ScaleSums
 from stride_eval.families.spatial import SpatialSums
@@ -43,6 +45,7 @@ from stride_eval.inputs import EvalInputs, Prediction
 
 STREAMING_FAMILIES = (
     "probabilistic",
+    "dates",
     "deterministic",
     "distributions",
     "occurrence",
@@ -88,7 +91,9 @@ class StreamingEvaluation:
         self.truth_fine = self._fine(truth)
         self.sums: dict[str, Sums] = defaultdict(Sums)
         # Families that keep their own sums (their in-memory compute is one chunk of every date).
-        self.accumulators: list[ScaleSums | SpatialSums | TemporalSums] = []
+        self.accumulators: list[DatesRows | ScaleSums | SpatialSums | TemporalSums] = []
+        if "dates" in self.families:
+            self.accumulators.append(DatesRows(template))
         if "scale" in self.families:
             self.accumulators.append(ScaleSums(template))
         if "spatial" in self.families:

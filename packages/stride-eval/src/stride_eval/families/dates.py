@@ -37,8 +37,31 @@ def chosen(inputs: EvalInputs) -> list[int]:
 
 
 def compute(inputs: EvalInputs) -> list[MetricRow]:
+    return rows_at(inputs, chosen(inputs))
+
+
+class DatesRows:
+    """The dates family over chunks of dates: the dates are chosen once from the whole truth (`template`),
+    and each chunk scores those it holds (each date's scores are of that date alone)."""
+
+    def __init__(self, template: EvalInputs) -> None:
+        self.chosen = chosen(template)
+        self.position = {date_key(t): i for i, t in enumerate(template.times)}
+        self.found: list[MetricRow] = []
+
+    def update(self, chunk: EvalInputs) -> None:
+        offset = self.position[date_key(chunk.times[0])]
+        local = [i - offset for i in self.chosen if offset <= i < offset + len(chunk.times)]
+        self.found += rows_at(chunk, local)
+
+    def rows(self) -> list[MetricRow]:
+        return self.found
+
+
+def rows_at(inputs: EvalInputs, indices: list[int]) -> list[MetricRow]:
+    """The rows of the dates at `indices` of `inputs`."""
     rows: list[MetricRow] = []
-    for index in chosen(inputs):
+    for index in indices:
         date = iso(inputs.times[index])
         truth = inputs.truth[index]
         for model, prediction in inputs.predictions.items():
