@@ -142,3 +142,33 @@ def test_occurrence_streams(tmp_path: Path, write_samples: Callable[..., Path]) 
             assert b[key] == pytest.approx(value, abs=2 * bin_width), key
         else:
             assert b[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+
+
+def test_extremes_stream(tmp_path: Path, write_samples: Callable[..., Path]) -> None:
+    # Weekly dates over three months: monthly block maxima, blocks straddling chunks of 3 dates.
+    rng = np.random.default_rng(5)
+    n_times, n_members, size = 13, 3, 24
+    truth = rng.gamma(0.6, 1.5, size=(n_times, size, size)).astype(np.float32)
+    truth[:, :4] = np.nan
+    members = (
+        np.nan_to_num(truth, nan=1.0)[:, None] * rng.lognormal(0, 0.5, (n_times, n_members, size, size))
+    ).astype(np.float32)
+    store = write_samples(tmp_path / "s.zarr", members, truth, variable="precip", units="mm h-1", freq="7D")
+    whole, streamed = tmp_path / "whole.parquet", tmp_path / "streamed.parquet"
+    settings = ["--set", "families=[extremes]"]
+    assert main(["--samples", str(store), "--out", str(whole), *settings]) == 0
+    assert main(["--samples", str(store), "--out", str(streamed), *settings, "--set", "chunk_dates=3"]) == 0
+    keys = ["model", "metric", "date", "quantile", "threshold"]
+    a = pd.read_parquet(whole).set_index(keys)["value"].sort_index()
+    b = pd.read_parquet(streamed).set_index(keys)["value"].sort_index()
+    assert a.index.equals(b.index)
+    metrics = a.index.get_level_values("metric")
+    assert {"quantile", "exceedance_ratio", "monthly_max", "monthly_max_rel_error"} <= set(metrics)
+    bin_width = float(np.nanmax(truth) - np.nanmin(truth)) / 2000
+    models = a.index.get_level_values("model")
+    approximate = (metrics == "quantile") & (models != "truth")
+    np.testing.assert_allclose(b[approximate].to_numpy(), a[approximate].to_numpy(), atol=2 * bin_width)
+    relative = metrics == "quantile_rel_error"
+    np.testing.assert_allclose(b[relative].to_numpy(), a[relative].to_numpy(), atol=0.01)
+    exact = ~approximate & ~relative
+    np.testing.assert_allclose(b[exact].to_numpy(), a[exact].to_numpy(), rtol=1e-12, atol=1e-12)

@@ -7,6 +7,8 @@ and only running sums survive a chunk. Rows have the names of the in-memory fami
 - probabilistic: crps (and per date), spread_skill, rank_histogram, rank_flatness, brier at each threshold;
 - deterministic: rmse/mae/bias of the ensemble mean and the PMM (and rmse_mean per date);
 - dates: the dates chosen from the whole truth, each scored in its chunk (`DatesRows`);
+- extremes: the truth's exact, the models' exceedance ratios and block maxima exact, quantiles from the
+  histogram below (`ExtremesSums`);
 - occurrence: wet_freq (exact) and p99 (from the histogram below, within one bin width) of each model;
 - scale, spatial and temporal: their own sums (`ScaleSums`, `SpatialSums`, `TemporalSums`), exact (power
   spectra weighted by their fields, pooled scores; per-pixel error and correlation sums, FSS and
@@ -37,6 +39,7 @@ from stride_core.metrics import (
 )
 from stride_eval.families.base import finite
 from stride_eval.families.dates import DatesRows
+from stride_eval.families.extremes import ExtremesSums, histogram_quantile
 from stride_eval.families.occurrence import QUANTILE, upper_quantile, wet_frequency
 from stride_eval.families.scale import ScaleSums
 from stride_eval.families.spatial import SpatialSums
@@ -48,6 +51,7 @@ STREAMING_FAMILIES = (
     "dates",
     "deterministic",
     "distributions",
+    "extremes",
     "occurrence",
     "scale",
     "spatial",
@@ -91,7 +95,9 @@ class StreamingEvaluation:
         self.truth_fine = self._fine(truth)
         self.sums: dict[str, Sums] = defaultdict(Sums)
         # Families that keep their own sums (their in-memory compute is one chunk of every date).
-        self.accumulators: list[DatesRows | ScaleSums | SpatialSums | TemporalSums] = []
+        self.accumulators: list[DatesRows | ExtremesSums | ScaleSums | SpatialSums | TemporalSums] = []
+        if "extremes" in self.families:
+            self.accumulators.append(ExtremesSums(template, self.fine_edges))
         if "dates" in self.families:
             self.accumulators.append(DatesRows(template))
         if "scale" in self.families:
@@ -324,5 +330,4 @@ class StreamingEvaluation:
 
     def _quantile(self, fine: NDArray[np.float64], level: float) -> float:
         """The level-quantile of a fine histogram, linear within the bin it falls in."""
-        cdf = np.concatenate([[0.0], np.cumsum(fine) / fine.sum()])
-        return float(np.interp(level, cdf, self.fine_edges))
+        return histogram_quantile(fine, self.fine_edges, level)

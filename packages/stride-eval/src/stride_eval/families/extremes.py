@@ -109,29 +109,173 @@ def block_maxima_rows(inputs: EvalInputs) -> list[MetricRow]:
     metric = f"{period}_max"
     truth_max, names = block_maxima(inputs.truth[keep], labels[keep])
     reference = float(np.nanmean(truth_max))
-    rows = [inputs.row("truth", metric, NAME, reference)]
-    rows += [
-        inputs.row("truth", metric, NAME, float(np.nanmean(m)), date=str(name))
-        for name, m in zip(names, truth_max, strict=True)
-        if np.isfinite(m).any()
-    ]
+    rows = block_rows(inputs, "truth", metric, truth_max, names)
     for model, prediction in inputs.predictions.items():
         if is_broken(prediction, inputs.valid):
             continue
         maxima, _ = block_maxima(prediction.fields[keep], labels[keep])  # [block, (member,) H, W]
         value = float(np.nanmean(maxima))
-        rows.append(inputs.row(model, metric, NAME, value))
-        rows += [
-            inputs.row(model, metric, NAME, float(np.nanmean(m)), date=str(name))
-            for name, m in zip(names, maxima, strict=True)
-            if np.isfinite(m).any()
-        ]
+        rows += block_rows(inputs, model, metric, maxima, names)
         if reference != 0:
             rows.append(
                 inputs.row(
                     model, f"{metric}_rel_error", NAME, (value - reference) / abs(reference), units="1"
                 )
             )
+    return rows
+
+
+def histogram_quantile(counts: np.ndarray, edges: np.ndarray, level: float) -> float:
+    """The level-quantile of a histogram (counts over `edges`), linear within the bin it falls in."""
+    cdf = np.concatenate([[0.0], np.cumsum(counts) / counts.sum()])
+    return float(np.interp(level, cdf, edges))
+
+
+def tail_quantile(counts: np.ndarray, edges: np.ndarray, overflow: np.ndarray, level: float) -> float:
+    """The level-quantile of a sample held as a histogram over `edges` plus its sorted values above them.
+
+    In the overflow it is numpy's default (linear between order statistics), exact; inside the edges,
+    `histogram_quantile` of the whole sample (within one bin width).
+    """
+    inside = int(counts.sum())
+    total = inside + overflow.size
+    position = level * (total - 1)
+    if overflow.size == 0 or position < inside:
+        return histogram_quantile(
+            np.concatenate([counts, [overflow.size]]), np.append(edges, edges[-1]), level
+        )
+    low = int(np.floor(position)) - inside
+    high = min(low + 1, overflow.size - 1)
+    fraction = position - np.floor(position)
+    below = overflow[low] if low >= 0 else edges[-1]
+    return float(below + fraction * (overflow[high] - below))
+
+
+class ExtremesSums:
+    """The extremes family over chunks of dates. The truth's statistics come from the whole truth (exact);
+    each model's exceedance counts and block maxima (np.fmax per block and pixel) add up exactly, and its
+    quantiles come from a histogram over `edges` (within one bin width of the exact ones) plus the exact
+    values above the truth's range (their memory grows with how many there are)."""
+
+    def __init__(self, template: EvalInputs, edges: np.ndarray) -> None:
+        self.template = template
+        self.edges = edges
+        self.position = {t: i for i, t in enumerate(template.times)}
+        self.blocks = blocks_of(template)
+        self.counts: dict[str, np.ndarray] = {}
+        self.above: dict[str, dict[float, int]] = {}
+        self.values: dict[str, int] = {}
+        self.broken: set[str] = set()
+        self.overflow: dict[str, list[np.ndarray]] = {}
+        self.maxima: dict[str, dict[str, np.ndarray]] = {}
+        truth = truth_values(template)
+        self.truth_q = quantiles(truth, template.quantile_levels) if truth.size else np.array([])
+        self.thresholds: list[tuple[float, float | None]] = [
+            (float(q), level) for q, level in zip(self.truth_q, template.quantile_levels, strict=True)
+        ]
+        self.thresholds += [
+            (t, level)
+            for t, level in zip(template.thresholds, template.threshold_quantiles, strict=True)
+            if level is None
+        ]
+        self.truth_share = {t: float(np.mean(truth > t)) for t, _ in self.thresholds}
+
+    def update(self, chunk: EvalInputs) -> None:
+        for model, prediction in chunk.predictions.items():
+            if model in self.broken or is_broken(prediction, chunk.valid):
+                self.broken.add(model)
+                continue
+            sample = pooled_values(prediction, chunk.valid)
+            beyond = sample > self.edges[-1]
+            # Values above the truth's range are kept exactly: a model's extremes may exceed the truth's.
+            self.overflow.setdefault(model, []).append(sample[beyond].astype(np.float64))
+            clipped = np.clip(sample[~beyond], self.edges[0], self.edges[-1])
+            counts = np.histogram(clipped, bins=self.edges)[0]
+            self.counts[model] = self.counts[model] + counts if model in self.counts else counts
+            self.values[model] = self.values.get(model, 0) + sample.size
+            above = self.above.setdefault(model, {})
+            for threshold, _ in self.thresholds:
+                above[threshold] = above.get(threshold, 0) + int(np.sum(sample > threshold))
+            if self.blocks is not None:
+                _, labels, keep = self.blocks
+                index = np.array([self.position[t] for t in chunk.times])
+                here = keep[index]
+                if here.any():
+                    maxima, names = block_maxima(prediction.fields[here], labels[index][here])
+                    mine = self.maxima.setdefault(model, {})
+                    for name, block in zip(names, maxima, strict=True):
+                        mine[str(name)] = np.fmax(mine[str(name)], block) if str(name) in mine else block
+
+    def rows(self) -> list[MetricRow]:
+        inputs = self.template
+        if self.truth_q.size == 0:
+            return []
+        levels = inputs.quantile_levels
+        rows = [
+            inputs.row("truth", "quantile", NAME, q, quantile=level)
+            for level, q in zip(levels, self.truth_q, strict=True)
+        ]
+        for model, counts in self.counts.items():
+            if model in self.broken or not self.values[model]:
+                continue
+            overflow = np.sort(np.concatenate(self.overflow[model]))
+            for level, reference in zip(levels, self.truth_q, strict=True):
+                q = tail_quantile(counts, self.edges, overflow, level)
+                rows.append(inputs.row(model, "quantile", NAME, q, quantile=level))
+                if reference != 0:
+                    error = (q - reference) / abs(reference)
+                    rows.append(
+                        inputs.row(model, "quantile_rel_error", NAME, error, units="1", quantile=level)
+                    )
+            for threshold, threshold_level in self.thresholds:
+                if self.truth_share[threshold] > 0:
+                    ratio = self.above[model][threshold] / self.values[model] / self.truth_share[threshold]
+                    rows.append(
+                        inputs.row(
+                            model,
+                            "exceedance_ratio",
+                            NAME,
+                            ratio,
+                            units="1",
+                            threshold=threshold,
+                            quantile=threshold_level,
+                        )
+                    )
+        rows += self._block_rows()
+        return [r for r in rows if finite(r.value)]
+
+    def _block_rows(self) -> list[MetricRow]:
+        inputs = self.template
+        if self.blocks is None:
+            return []
+        period, labels, keep = self.blocks
+        metric = f"{period}_max"
+        truth_max, _ = block_maxima(inputs.truth[keep], labels[keep])
+        reference = float(np.nanmean(truth_max))
+        rows = block_rows(inputs, "truth", metric, truth_max, np.unique(labels[keep]))
+        for model, blocks in self.maxima.items():
+            if model in self.broken:
+                continue
+            names = sorted(blocks)
+            maxima = np.stack([blocks[name] for name in names])
+            value = float(np.nanmean(maxima))
+            rows += block_rows(inputs, model, metric, maxima, np.array(names))
+            if reference != 0:
+                error = (value - reference) / abs(reference)
+                rows.append(inputs.row(model, f"{metric}_rel_error", NAME, error, units="1"))
+        return rows
+
+
+def block_rows(
+    inputs: EvalInputs, model: str, metric: str, maxima: np.ndarray, names: np.ndarray
+) -> list[MetricRow]:
+    """The mean over all blocks and one row per block (date = the block's label)."""
+    rows = [inputs.row(model, metric, NAME, float(np.nanmean(maxima)))]
+    rows += [
+        inputs.row(model, metric, NAME, float(np.nanmean(m)), date=str(name))
+        for name, m in zip(names, maxima, strict=True)
+        if np.isfinite(m).any()
+    ]
     return rows
 
 
