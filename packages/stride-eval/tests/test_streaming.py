@@ -172,3 +172,26 @@ def test_extremes_stream(tmp_path: Path, write_samples: Callable[..., Path]) -> 
     np.testing.assert_allclose(b[relative].to_numpy(), a[relative].to_numpy(), atol=0.01)
     exact = ~approximate & ~relative
     np.testing.assert_allclose(b[exact].to_numpy(), a[exact].to_numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_features_stream_exactly(tmp_path: Path, write_samples: Callable[..., Path]) -> None:
+    # LR consistency of every model and the perturbation response of a store from LR inputs + 2 K.
+    rng = np.random.default_rng(6)
+    n_times, n_members, size = 7, 3, 32
+    truth = (280 + rng.normal(size=(n_times, size, size))).astype(np.float32)
+    truth[:, :5] = np.nan
+    members = (
+        np.nan_to_num(truth, nan=280.0)[:, None] + rng.normal(size=(n_times, n_members, size, size))
+    ).astype(np.float32)
+    store = write_samples(tmp_path / "s.zarr", members, truth)
+    warmer = write_samples(tmp_path / "w.zarr", members + 1.5, truth, lr_offset=2.0)
+    whole, streamed = tmp_path / "whole.parquet", tmp_path / "streamed.parquet"
+    settings = ["--set", "families=[features]", "--compare", f"warm={warmer}"]
+    assert main(["--samples", str(store), "--out", str(whole), *settings]) == 0
+    assert main(["--samples", str(store), "--out", str(streamed), *settings, "--set", "chunk_dates=3"]) == 0
+    a = pd.read_parquet(whole).set_index(["model", "metric"])["value"].sort_index()
+    b = pd.read_parquet(streamed).set_index(["model", "metric"])["value"].sort_index()
+    assert a.index.equals(b.index)
+    assert {"lr_rmse", "lr_bias", "perturbation_ratio"} <= set(a.index.get_level_values("metric"))
+    assert a[("warm", "perturbation_ratio")] == pytest.approx(1.5 / 2.0, rel=0.05)
+    np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-10, atol=1e-12)

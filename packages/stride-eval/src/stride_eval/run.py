@@ -201,6 +201,7 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
                     truth=truth[dates],
                     predictions=predictions,
                     lr=lr_by_model.get(main.label),
+                    lr_by_model=lr_by_model,
                 )
                 stream.update(masked_inputs(chunk, static_valid))
             rows += stream.rows()

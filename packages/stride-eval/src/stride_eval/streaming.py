@@ -9,6 +9,7 @@ and only running sums survive a chunk. Rows have the names of the in-memory fami
 - dates: the dates chosen from the whole truth, each scored in its chunk (`DatesRows`);
 - extremes: the truth's exact, the models' exceedance ratios and block maxima exact, quantiles from the
   histogram below (`ExtremesSums`);
+- features: LR consistency and perturbation response from sums (`FeaturesSums`), exact;
 - occurrence: wet_freq (exact) and p99 (from the histogram below, within one bin width) of each model;
 - scale, spatial and temporal: their own sums (`ScaleSums`, `SpatialSums`, `TemporalSums`), exact (power
   spectra weighted by their fields, pooled scores; per-pixel error and correlation sums, FSS and
@@ -40,6 +41,7 @@ from stride_core.metrics import (
 from stride_eval.families.base import finite
 from stride_eval.families.dates import DatesRows
 from stride_eval.families.extremes import ExtremesSums, histogram_quantile
+from stride_eval.families.features import FeaturesSums
 from stride_eval.families.occurrence import QUANTILE, upper_quantile, wet_frequency
 from stride_eval.families.scale import ScaleSums
 from stride_eval.families.spatial import SpatialSums
@@ -52,6 +54,7 @@ STREAMING_FAMILIES = (
     "deterministic",
     "distributions",
     "extremes",
+    "features",
     "occurrence",
     "scale",
     "spatial",
@@ -95,7 +98,11 @@ class StreamingEvaluation:
         self.truth_fine = self._fine(truth)
         self.sums: dict[str, Sums] = defaultdict(Sums)
         # Families that keep their own sums (their in-memory compute is one chunk of every date).
-        self.accumulators: list[DatesRows | ExtremesSums | ScaleSums | SpatialSums | TemporalSums] = []
+        self.accumulators: list[
+            DatesRows | ExtremesSums | FeaturesSums | ScaleSums | SpatialSums | TemporalSums
+        ] = []
+        if "features" in self.families:
+            self.accumulators.append(FeaturesSums(template))
         if "extremes" in self.families:
             self.accumulators.append(ExtremesSums(template, self.fine_edges))
         if "dates" in self.families:
