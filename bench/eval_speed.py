@@ -14,8 +14,7 @@
    `crps_max_rel_diff` is the largest |ours - reference| / |reference| over the subset's points.
 2. `metrics` mode. A samples store of that size is written (dask, one date per chunk, never all in
    memory), and `stride-eval --mode metrics` runs on it as a child process, as a user runs it, with
-   `chunk_dates` (bounded memory; only the streaming families run: probabilistic, deterministic,
-   distributions) unless `--in-memory`. Peak memory is the child's getrusage maxrss (one process; Dask is
+   `chunk_dates` (bounded memory; every family streams) unless `--in-memory`. Peak memory is the child's getrusage maxrss (one process; Dask is
    not used by stride-eval) and, as a cross-check, the largest RSS sum of the child tree sampled every 50 ms;
    its CPU seconds (user + system) beside the wall time, which on a loaded machine is much longer.
 

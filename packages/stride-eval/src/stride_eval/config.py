@@ -138,7 +138,7 @@ class EvalConfig(StrictConfig):
         default=None,
         ge=1,
         description="Read the samples this many dates at a time (bounded memory on stores larger than RAM); "
-        "only the streaming families (probabilistic, deterministic, distributions) run then.",
+        "every family streams (see stride_eval.streaming for the few histogram-based quantiles); no figures.",
     )
     variables_file: Path | None = Field(
         default=None, description="YAML overriding or adding registry entries (which are positive-definite)."
