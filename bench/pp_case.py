@@ -150,8 +150,8 @@ def print_table(results: dict[str, Any]) -> None:
         print(
             f"{split:<5} {'ensemble':<9} {ens['wet_freq']:9.4f} {ens['wet_mean']:9.3f} {ens['p99']:7.3f} "
             f"{ens['crps']:8.4f} {row['climatology_crps']:9.4f} {ens['crps_skill_vs_climatology']:7.3f}  "
-            f"{'PASS' if bar['pass'] else 'FAIL'} ({marks}; errors {ens['wet_freq_error']:+.0%} wet, "
-            f"{ens['p99_error']:.0%} p99)"
+            f"{'PASS' if bar['pass'] else 'FAIL'} ({marks}; wet {ens['wet_freq'] / truth['wet_freq'] - 1:+.0%}, "
+            f"p99 {ens['p99'] / truth['p99'] - 1:+.0%})"
         )
 
 
