@@ -13,9 +13,11 @@ For the same test dates, member seeds and solver, the domain is sampled twice in
   overlap (sample_stitched, the naive baseline).
 
 Seam ratio (stride_model.sampling.seams.seam_ratio): the mean absolute difference between neighbouring
-pixels across the seam lines (pairs that straddle a line), divided by the same mean over pixel pairs at
-least 3 pixels from any line, pooled over rows and columns, dates and members, on the network's output (model space: log-z-scored precipitation,
-where dry and wet areas weigh alike). Lines: where the stitched field switches tile (middle of each
+pixels across the seam lines (pairs that straddle a line), divided by the same mean over the pixel pairs
+beside those lines (within 12 pixels, at least 4 from any line), pooled over rows and columns, dates and
+members, on the network's output (model space: log-z-scored precipitation, where dry and wet areas weigh
+alike). The run's noise: the ratio of each member (seed) alone, and the truth's ratio at the same lines
+(it has no tiles, so whatever it shows is the weather, not a seam). Lines: where the stitched field switches tile (middle of each
 overlap) and, for blended, also every tile edge (where a tile starts to contribute); the blended ratio is
 the larger of the two. 1 means invisible seams. Target: blended < 1.10.
 
@@ -172,6 +174,15 @@ def main() -> None:
         "blended_mean_edges": seam_ratio(fields["blended"].mean(axis=1), layout, "edges"),
         "stitched_mean_cuts": seam_ratio(fields["stitched"].mean(axis=1), layout, "cuts"),
     }
+    for k in range(args.members):
+        member = fields["blended"][:, k]
+        ratios[f"blended_member{k}"] = max(
+            seam_ratio(member, layout, "cuts"), seam_ratio(member, layout, "edges")
+        )
+    if "target" in batch:
+        truth = batch["target"][:, 0].numpy()
+        ratios["truth_cuts"] = seam_ratio(truth, layout, "cuts")
+        ratios["truth_edges"] = seam_ratio(truth, layout, "edges")
     blended = max(ratios["blended_cuts"], ratios["blended_edges"])
     stitched = ratios["stitched_cuts"]
 
