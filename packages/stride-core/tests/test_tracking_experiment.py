@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from stride_core.tracking import TRACKING_DB, tracked_run
+from stride_core.tracking import ARTIFACT_FOLDER, TRACKING_DB, tracked_run
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +20,19 @@ def test_new_and_older_experiments_are_marked_as_model_training(tmp_path: Path) 
         experiment = client.get_experiment_by_name(name)
         assert experiment is not None
         assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development", name
+
+
+def test_a_store_named_by_the_environment_keeps_artifacts_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, elsewhere = tmp_path / "store", tmp_path / "started-here"
+    store.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / TRACKING_DB}")
+    monkeypatch.chdir(elsewhere)
+    artifact = tmp_path / "table.txt"
+    artifact.write_text("rows")
+    with tracked_run("stride-test", {"a": 1}, tmp_path / "out", "env-store") as run:
+        run.log_artifact(artifact)
+    assert list(elsewhere.iterdir()) == []  # MLflow's default would have made ./mlruns here
+    assert [p.name for p in (store / ARTIFACT_FOLDER).rglob("table.txt")] == ["table.txt"]

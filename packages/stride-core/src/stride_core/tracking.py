@@ -257,9 +257,11 @@ def _start_run(
                 if key not in found.tags:  # a store made before the tag was set
                     client.set_experiment_tag(experiment_id, key, value)
         else:
-            location = None
-            if not os.environ.get("MLFLOW_TRACKING_URI"):
-                location = (output.resolve().parent / ARTIFACT_FOLDER).as_uri()
+            # A local SQLite store keeps its artifacts beside it. Left to MLflow, they would go to ./mlruns
+            # of whatever folder the CLI was started in (a store named by MLFLOW_TRACKING_URI did that).
+            # A server places them itself.
+            database = sqlite_database(uri)
+            location = (database.parent / ARTIFACT_FOLDER).as_uri() if database is not None else None
             experiment_id = _create_experiment(client, experiment, location)
     stale = _stale_runs(client, experiment_id, output)
     run = client.create_run(
