@@ -69,7 +69,10 @@ class TrainStep:
             ids = [self.device.index] if self.device.type == "cuda" else None
             network = DistributedDataParallel(model, device_ids=ids)
         if compile:
-            network = torch.compile(network)
+            # Static shapes: a new patch or batch size recompiles for that size instead of tracing a
+            # size-generic graph, which Inductor (torch 2.13, CPU) failed to lower for this UNet
+            # ("cannot determine truth value of Relational") on the second size it saw.
+            network = torch.compile(network, dynamic=False)
         self.network = network
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
 
