@@ -9,7 +9,8 @@ them stay meaningful. FLOPs (matmuls, convolutions, attention) are counted with 
 Model FLOP utilisation, MFU = FLOPs per step / step time / peak, uses the peak of the variant's precision
 measured on this device by bench/peak.py: read from --peak (bench/results/peak.json, which `make
 bench-train-step` writes just before) when it was measured on the same device with the same threads, else
-measured at the start of this run. A vendor's data-sheet bf16 peak (H100/H200 989 TFLOP/s, ...) is reported
+measured at the start of this run (a bf16 step is held to the fp32 peak where that one is faster: autocast
+leaves part of the step in fp32). A vendor's data-sheet bf16 peak (H100/H200 989 TFLOP/s, ...) is reported
 beside it on a GPU.
 
 A variant whose warm-up step takes longer than --budget seconds (bf16 on a CPU without native bf16: tens of
@@ -309,6 +310,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for result in results:
             if "achieved_tflops" in result and "mfu" not in result:
                 measured = peaks[f"{result['precision']}_tflops"]
+                if result["precision"] == "bf16" and peaks["fp32_tflops"] > measured:
+                    # Autocast leaves part of the step in fp32, so where bf16 is the slower path (a CPU
+                    # without bf16 units) the step can outrun the bf16 peak: the faster peak bounds it.
+                    measured = peaks["fp32_tflops"]
+                    result["mfu_peak_precision"] = "fp32"
                 result["mfu"] = result["achieved_tflops"] / measured
                 result["mfu_peak_tflops"] = measured
                 if datasheet and result["precision"] == "bf16":  # GPU-only branch
