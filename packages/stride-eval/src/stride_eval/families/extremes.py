@@ -37,52 +37,74 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
         return []
     levels = inputs.quantile_levels
     truth_q = quantiles(truth, levels)
-    rows = [
-        inputs.row("truth", "quantile", NAME, q, quantile=level)
-        for level, q in zip(levels, truth_q, strict=True)
-    ]
+    thresholds = event_thresholds(inputs, truth_q)
+    truth_share = {t: float(np.mean(truth > t)) for t, _ in thresholds}
+    rows = quantile_rows(inputs, "truth", levels, truth_q)
+    for model, prediction in inputs.predictions.items():
+        if is_broken(prediction, inputs.valid):
+            continue
+        sample = pooled_values(prediction, inputs.valid)
+        rows += quantile_rows(inputs, model, levels, quantiles(sample, levels), truth_q)
+        share = {t: float(np.mean(sample > t)) for t, _ in thresholds}
+        rows += exceedance_rows(inputs, model, thresholds, share, truth_share)
+    rows += block_maxima_rows(inputs)
+    return [r for r in rows if finite(r.value)]
+
+
+def event_thresholds(inputs: EvalInputs, truth_q: np.ndarray) -> list[tuple[float, float | None]]:
+    """(threshold, quantile level) of the exceedance ratios: the truth's quantiles, then the user-given
+    thresholds (those taken at a truth quantile are already among the first)."""
     thresholds: list[tuple[float, float | None]] = [
-        (float(q), level) for q, level in zip(truth_q, levels, strict=True)
+        (float(q), level) for q, level in zip(truth_q, inputs.quantile_levels, strict=True)
     ]
     thresholds += [
         (t, level)
         for t, level in zip(inputs.thresholds, inputs.threshold_quantiles, strict=True)
         if level is None
     ]
-    truth_share = {t: float(np.mean(truth > t)) for t, _ in thresholds}
-    for model, prediction in inputs.predictions.items():
-        if is_broken(prediction, inputs.valid):
-            continue
-        sample = pooled_values(prediction, inputs.valid)
-        for level, q, reference in zip(levels, quantiles(sample, levels), truth_q, strict=True):
-            rows.append(inputs.row(model, "quantile", NAME, q, quantile=level))
-            if reference != 0:
-                rows.append(
-                    inputs.row(
-                        model,
-                        "quantile_rel_error",
-                        NAME,
-                        (q - reference) / abs(reference),
-                        units="1",
-                        quantile=level,
-                    )
-                )
-        for threshold, threshold_level in thresholds:
-            if truth_share[threshold] > 0:
-                ratio = float(np.mean(sample > threshold)) / truth_share[threshold]
-                rows.append(
-                    inputs.row(
-                        model,
-                        "exceedance_ratio",
-                        NAME,
-                        ratio,
-                        units="1",
-                        threshold=threshold,
-                        quantile=threshold_level,
-                    )
-                )
-    rows += block_maxima_rows(inputs)
-    return [r for r in rows if finite(r.value)]
+    return thresholds
+
+
+def quantile_rows(
+    inputs: EvalInputs,
+    model: str,
+    levels: Sequence[float],
+    values: Sequence[float] | np.ndarray,
+    truth_q: Sequence[float] | np.ndarray | None = None,
+) -> list[MetricRow]:
+    """`quantile` rows of `model`, and their `quantile_rel_error` against `truth_q` where it is nonzero."""
+    rows: list[MetricRow] = []
+    for i, (level, q) in enumerate(zip(levels, values, strict=True)):
+        rows.append(inputs.row(model, "quantile", NAME, float(q), quantile=level))
+        reference = None if truth_q is None else float(truth_q[i])
+        if reference:
+            error = (float(q) - reference) / abs(reference)
+            rows.append(inputs.row(model, "quantile_rel_error", NAME, error, units="1", quantile=level))
+    return rows
+
+
+def exceedance_rows(
+    inputs: EvalInputs,
+    model: str,
+    thresholds: Sequence[tuple[float, float | None]],
+    share: dict[float, float],
+    truth_share: dict[float, float],
+) -> list[MetricRow]:
+    """`exceedance_ratio` rows: the model's share of values above each threshold over the truth's share
+    (thresholds the truth never exceeds have no ratio)."""
+    return [
+        inputs.row(
+            model,
+            "exceedance_ratio",
+            NAME,
+            share[threshold] / truth_share[threshold],
+            units="1",
+            threshold=threshold,
+            quantile=level,
+        )
+        for threshold, level in thresholds
+        if truth_share[threshold] > 0
+    ]
 
 
 PERIODS = (("annual", 4), ("monthly", 7))
@@ -170,14 +192,7 @@ class ExtremesSums:
         self.maxima: dict[str, dict[str, np.ndarray]] = {}
         truth = truth_values(template)
         self.truth_q = quantiles(truth, template.quantile_levels) if truth.size else np.array([])
-        self.thresholds: list[tuple[float, float | None]] = [
-            (float(q), level) for q, level in zip(self.truth_q, template.quantile_levels, strict=True)
-        ]
-        self.thresholds += [
-            (t, level)
-            for t, level in zip(template.thresholds, template.threshold_quantiles, strict=True)
-            if level is None
-        ]
+        self.thresholds = event_thresholds(template, self.truth_q)
         self.truth_share = {t: float(np.mean(truth > t)) for t, _ in self.thresholds}
 
     def update(self, chunk: EvalInputs) -> None:
@@ -211,36 +226,15 @@ class ExtremesSums:
         if self.truth_q.size == 0:
             return []
         levels = inputs.quantile_levels
-        rows = [
-            inputs.row("truth", "quantile", NAME, q, quantile=level)
-            for level, q in zip(levels, self.truth_q, strict=True)
-        ]
+        rows = quantile_rows(inputs, "truth", levels, self.truth_q)
         for model, counts in self.counts.items():
             if model in self.broken or not self.values[model]:
                 continue
             overflow = np.sort(np.concatenate(self.overflow[model]))
-            for level, reference in zip(levels, self.truth_q, strict=True):
-                q = tail_quantile(counts, self.edges, overflow, level)
-                rows.append(inputs.row(model, "quantile", NAME, q, quantile=level))
-                if reference != 0:
-                    error = (q - reference) / abs(reference)
-                    rows.append(
-                        inputs.row(model, "quantile_rel_error", NAME, error, units="1", quantile=level)
-                    )
-            for threshold, threshold_level in self.thresholds:
-                if self.truth_share[threshold] > 0:
-                    ratio = self.above[model][threshold] / self.values[model] / self.truth_share[threshold]
-                    rows.append(
-                        inputs.row(
-                            model,
-                            "exceedance_ratio",
-                            NAME,
-                            ratio,
-                            units="1",
-                            threshold=threshold,
-                            quantile=threshold_level,
-                        )
-                    )
+            values = [tail_quantile(counts, self.edges, overflow, level) for level in levels]
+            rows += quantile_rows(inputs, model, levels, values, self.truth_q)
+            share = {t: n / self.values[model] for t, n in self.above[model].items()}
+            rows += exceedance_rows(inputs, model, self.thresholds, share, self.truth_share)
         rows += self._block_rows()
         return [r for r in rows if finite(r.value)]
 
