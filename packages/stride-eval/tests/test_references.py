@@ -30,6 +30,7 @@ from stride_core.metrics import (
     crps_ensemble_fair,
     dry_spell_lengths,
     fractions_skill_score,
+    fss_sums,
     perkins_skill_score,
     radial_power_spectrum,
     ralsd,
@@ -143,6 +144,31 @@ def test_fss_matches_scores_over_several_fields() -> None:
         )
         ours = fractions_skill_score(forecast, truth, threshold=1.0, size=size)
         assert ours == pytest.approx(float(reference), rel=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore:At least one of the provided spatial dims")
+def test_fss_sums_of_an_ensemble_match_scores_at_every_threshold_and_size() -> None:
+    # The spatial family's path: members [time, member, y, x] against one truth, NaN truth masked.
+    rng = np.random.default_rng(5)
+    truth = rng.gamma(0.5, 2.0, size=(4, 20, 24)).astype(np.float32)
+    truth[:, :3] = np.nan
+    members = rng.gamma(0.5, 2.0, size=(4, 3, 20, 24)).astype(np.float32)
+    members = np.where(np.isnan(truth)[:, None], np.nan, members)
+    thresholds, sizes = (0.5, 1.0, 3.0), (1, 3, 7, 20)
+    sums = fss_sums(members, truth, thresholds=thresholds, sizes=sizes, member_axis=1)
+    observed = xr.DataArray(np.broadcast_to(truth[:, None], members.shape), dims=("t", "m", "y", "x"))
+    for threshold in thresholds:
+        for size in sizes:
+            reference = fss_2d(
+                xr.DataArray(np.nan_to_num(members, nan=0.0), dims=("t", "m", "y", "x")),
+                observed.fillna(0.0),
+                event_threshold=threshold,
+                window_size=(size, size),
+                spatial_dims=("y", "x"),
+                reduce_dims=["t", "m"],
+            )
+            numerator, denominator = sums[(threshold, size)]
+            assert 1 - numerator / denominator == pytest.approx(float(reference), rel=1e-9)
 
 
 def test_ralsd_of_fields_with_known_spectra() -> None:

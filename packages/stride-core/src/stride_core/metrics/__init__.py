@@ -37,6 +37,7 @@ from stride_core.metrics.probabilistic import (
 )
 from stride_core.metrics.spatial import (
     fractions_skill_score,
+    fss_sums,
     fss_terms,
     pointwise_correlation,
     semivariogram,
@@ -58,6 +59,7 @@ __all__ = [
     "dry_spell_lengths",
     "exceedance_probability",
     "fractions_skill_score",
+    "fss_sums",
     "fss_terms",
     "lag_autocorrelation",
     "linear_interpolation_matrix",

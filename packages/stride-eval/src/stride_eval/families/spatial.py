@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from stride_contracts import MetricRow
 from stride_core.maps import new_figure
-from stride_core.metrics import fss_terms, semivariogram, semivariogram_sums, weighted_mean
+from stride_core.metrics import fss_sums, semivariogram, semivariogram_sums, weighted_mean
 from stride_eval.families.base import Family, finite
 from stride_eval.families.temporal import PairSums
 from stride_eval.inputs import EvalInputs
@@ -74,11 +74,11 @@ class SpatialSums:
             self.errors[model] = self.errors[model] + terms if model in self.errors else terms
             self.correlation.setdefault(model, PairSums()).add(prediction.point, chunk.truth)
             fields = prediction.ensemble  # [time, member, H, W]
-            truth = np.broadcast_to(chunk.truth[:, None], fields.shape)
-            masked = np.where(np.isnan(truth), np.nan, fields)
+            masked = np.where(np.isnan(chunk.truth)[:, None], np.nan, fields)
+            fss = fss_sums(masked, chunk.truth, thresholds=chunk.thresholds, sizes=self.sizes, member_axis=1)
             for threshold in chunk.thresholds:
                 for size in self.sizes:
-                    numerator, denominator = fss_terms(masked, truth, threshold=threshold, size=size)
+                    numerator, denominator = fss[(float(threshold), int(size))]
                     sums = self.fss.setdefault((model, threshold, size), [0.0, 0.0])
                     sums[0] += numerator
                     sums[1] += denominator
