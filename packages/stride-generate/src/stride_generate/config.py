@@ -33,6 +33,13 @@ class TilingConfig(StrictConfig):
         "quarter of the tile, stride_model.sampling.default_overlap).",
     )
     tile_batch: int = Field(default=16, ge=1, description="Tiles per network call (bounds the memory).")
+    border: int | None = Field(
+        default=None,
+        ge=0,
+        description="HR pixels the tiled domain is grown by on every side (conditioning mirrored) and cropped "
+        "off after sampling, so the domain's outermost pixels are not predicted from a tile's edge: a "
+        "multiple of the factor (None: the overlap; 0: no margin; stride_model.sampling.border).",
+    )
 
 
 class GenerateConfig(StrictConfig):

@@ -167,8 +167,9 @@ def generate_on_rank(config: GenerateConfig, run: RunContext, ranks: Ranks) -> N
     check_compatible(checkpoint, arrays, config.dataset, tiled=tiling is not None, grid=grid)
     if tiling is not None:
         layout = tiling.layout(grid.hr_shape)
-        log.info("tiling %dx%d in %d tiles of %dx%d (overlap %d), blended at every step",
-                 *grid.hr_shape, layout.n_tiles, *tiling.tile, tiling.overlap)  # fmt: skip
+        log.info("tiling %dx%d, grown by a %d px mirrored border, in %d tiles of %dx%d (overlap %d), blended "
+                 "at every step", *grid.hr_shape, tiling.border, layout.n_tiles, *tiling.tile,
+                 tiling.overlap)  # fmt: skip
     elif config.tiling is None and any(
         n > p for n, p in zip(grid.hr_shape, checkpoint.model_spec.hr_shape, strict=True)
     ):

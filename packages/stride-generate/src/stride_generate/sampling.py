@@ -111,7 +111,12 @@ def tiling_of(config: GenerateConfig, spec: ModelSpec, domain: tuple[int, int]) 
         )
     try:
         return auto_tiling(
-            domain, patch, spec.factor, overlap=config.tiling.overlap, tile_batch=config.tiling.tile_batch
+            domain,
+            patch,
+            spec.factor,
+            overlap=config.tiling.overlap,
+            tile_batch=config.tiling.tile_batch,
+            border=config.tiling.border,
         )
     except ValueError as exc:  # auto_tiling's messages name the field and the fix
         raise ConfigError(str(exc)) from None

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from stride_contracts.samples import SamplerSettings
 from stride_model.conditioning import Conditioning
+from stride_model.sampling.border import check_border, crop, grow
 from stride_model.sampling.noise import StackedRandomGenerator
 from stride_model.sampling.precision import autocast_denoiser
 from stride_model.sampling.schedules import make_sigmas
@@ -27,7 +28,9 @@ class Tiling:
     overlap: HR pixels shared by neighbouring tiles (a multiple of factor, < the tile). factor: HR/LR ratio
     (ModelSpec.factor), tiles start on the LR grid. tile_batch: tiles per network call (the memory bound).
     mode: 'blended' (denoised tiles blended at every step: production) or 'stitched' (tiles sampled
-    independently and cut together: the baseline of the seam benchmark).
+    independently and cut together: the baseline of the seam benchmark). border: HR pixels the domain is
+    grown by on every side before it is tiled, then cropped off (stride_model.sampling.border: the domain's
+    outermost pixels are then not at a tile's edge), a multiple of factor.
     """
 
     tile: tuple[int, int]
@@ -35,9 +38,25 @@ class Tiling:
     factor: int = 1
     tile_batch: int = 16
     mode: Literal["blended", "stitched"] = "blended"
+    border: int = 0
 
     def layout(self, domain: Sequence[int]) -> TileLayout:
-        return TileLayout.build(domain, self.tile, self.overlap, self.factor)
+        """The tiles over the domain grown by the border (the domain itself when border is 0)."""
+        height, width = (int(v) + 2 * self.border for v in domain)
+        return TileLayout.build((height, width), self.tile, self.overlap, self.factor)
+
+    def output_layout(self, domain: Sequence[int]) -> TileLayout:
+        """The tiles in the sampled domain's own pixel indices (the grown layout moved back by the border):
+        where the tile edges and seams lie in the output, e.g. for stride_model.sampling.seams."""
+        grown = self.layout(domain)
+        return TileLayout(
+            domain=(int(domain[0]), int(domain[1])),
+            tile=grown.tile,
+            overlap=grown.overlap,
+            factor=grown.factor,
+            row_starts=tuple(r - self.border for r in grown.row_starts),
+            col_starts=tuple(c - self.border for c in grown.col_starts),
+        )
 
 
 def default_overlap(tile: Sequence[int], factor: int) -> int:
@@ -52,25 +71,31 @@ def auto_tiling(
     *,
     overlap: int | None = None,
     tile_batch: int = 16,
+    border: int | None = None,
 ) -> Tiling | None:
     """Tiles of the training patch where the domain exceeds it (None: the domain fits, sample in one pass).
 
     Along an axis shorter than the patch the tile is the domain's length there (the network is
     convolutional; it only must not see a field larger than it was trained on). `overlap` None: a quarter
-    of the tile (default_overlap). A bad overlap raises ValueError naming `tiling.overlap`.
+    of the tile (default_overlap). `border` (HR pixels the tiled domain is grown by per side, see
+    stride_model.sampling.border) None: the overlap, so a border pixel sits as deep inside its tile as a
+    pixel at an inner tile edge does inside its neighbour. A bad overlap or border raises ValueError naming
+    `tiling.overlap` / `tiling.border`.
     """
     height, width = (int(v) for v in domain)
     th, tw = (int(v) for v in patch)
     if height <= th and width <= tw:
         return None
-    tile = (min(th, height), min(tw, width))
-    chosen = default_overlap(tile, factor) if overlap is None else int(overlap)
+    chosen = default_overlap((min(th, height), min(tw, width)), factor) if overlap is None else int(overlap)
+    margin = chosen if border is None else int(border)
+    check_border(margin, (height, width), factor)
+    tile = (min(th, height + 2 * margin), min(tw, width + 2 * margin))
     if not 0 <= chosen < min(tile) or chosen % factor:
         raise ValueError(
             f"tiling.overlap: {chosen} must be a multiple of the factor {factor} and smaller than the tile "
             f"{list(tile)}; e.g. tiling.overlap={default_overlap(tile, factor)}"
         )
-    tiling = Tiling(tile=tile, overlap=chosen, factor=factor, tile_batch=tile_batch)
+    tiling = Tiling(tile=tile, overlap=chosen, factor=factor, tile_batch=tile_batch, border=margin)
     tiling.layout(domain)  # every other check of the layout, before anything is sampled
     return tiling
 
@@ -81,7 +106,8 @@ def predict(model: Callable[[Conditioning], Tensor], cond: Conditioning, tiling:
     if tiling is None:
         return model(cond)
     layout = tiling.layout(tuple(cond.image.shape[-2:]))
-    return predict_tiled(model, cond, layout, tile_batch=tiling.tile_batch)
+    grown = grow(cond, tiling.border, tiling.factor)
+    return crop(predict_tiled(model, grown, layout, tile_batch=tiling.tile_batch), tiling.border)
 
 
 def sampler_kwargs(settings: SamplerSettings) -> dict[str, Any]:
@@ -155,7 +181,12 @@ def sample_ensemble(
     its own generator, tiled or not), so batch_size (members per sampler call, default all B*M) changes
     speed and memory, not results. With `tiling`, the network only ever sees tiles (tile_batch at a time).
     """
+    border = 0 if tiling is None else tiling.border
     batch, _, height, width = cond.image.shape
+    layout = tiling.layout((height, width)) if tiling is not None else None
+    if border:
+        cond = grow(cond, border, tiling.factor if tiling is not None else 1)
+        height, width = height + 2 * border, width + 2 * border
     table = _seed_table(seeds, batch)
     members = len(table[0]) if table else 0
     if members == 0:
@@ -165,7 +196,6 @@ def sample_ensemble(
     sigmas = make_sigmas(schedule, num_steps, sigma_min, sigma_max, rho)
     churn = Churn(S_churn, S_min, S_max, S_noise)
     network = autocast_denoiser(denoiser, precision)
-    layout = tiling.layout((height, width)) if tiling is not None else None
     if tiling is not None and tiling.mode == "blended":
         assert layout is not None
         network = TiledDenoiser(network, layout, tile_batch=tiling.tile_batch)
@@ -190,5 +220,5 @@ def sample_ensemble(
             )  # fmt: skip
         else:
             out = step(network, latents, sigmas, item_cond, generator=rng, callback=callback, churn=churn)
-        outputs.append(out)
-    return torch.cat(outputs).reshape(batch, members, out_channels, height, width)
+        outputs.append(crop(out, border))
+    return torch.cat(outputs).reshape(batch, members, out_channels, height - 2 * border, width - 2 * border)
