@@ -133,6 +133,56 @@ def test_longitudes_0_360_are_wrapped_onto_the_target() -> None:
     np.testing.assert_allclose(result, expected_conservative(array.values), atol=1e-4)
 
 
+MIXED = ["--set", "dynamic=[t2m, precip]", "--set", "coarsened_dynamic=[precip]"]
+
+
+def test_coarsened_dynamic_mixes_the_coarsened_hr_field_with_the_lr_source(tmp_path: Path) -> None:
+    # A perfect-prognosis pair with a large-scale precipitation predictor: precip coarsened from the HR source
+    # (a stand-in for reanalysis precipitation) beside t2m regridded from the LR source, in `dynamic`'s order.
+    lr = tmp_path / "lr.nc"
+    lr_dataset().to_netcdf(lr, engine="h5netcdf")
+    assert build(tmp_path, lr, *MIXED) == 0
+    ds = xr.open_zarr(tmp_path / "dataset.zarr")
+    assert list(ds["dynamic_var"].values) == ["t2m", "precip"]
+    assert ds["cond_dynamic"].shape == (3, 2, 4, 6)
+    source = lr_dataset()["temp2m"].values[:3].astype(np.float64)
+    np.testing.assert_allclose(ds["cond_dynamic"].values[:, 0], expected_conservative(source), atol=1e-4)
+    # The coarsened precip: the cos-latitude weighted mean of each 4 x 4 block of HR cells (steps 03..05 h).
+    hr = xr.open_dataset(tmp_path / "hr.nc")["precip"].values[3:6].astype(np.float64)
+    weights = np.cos(np.deg2rad(HR_LAT))[:, None] * np.ones(len(HR_LON))
+    blocks = (hr * weights).reshape(3, 4, 4, 6, 4).sum(axis=(2, 4))
+    expected = blocks / weights.reshape(4, 4, 6, 4).sum(axis=(1, 3))
+    np.testing.assert_allclose(ds["cond_dynamic"].values[:, 1], expected, rtol=1e-5)
+    manifest = read_zarr_manifest(tmp_path / "dataset.zarr", DatasetManifest)
+    assert [(Path(s.path).name, s.role, s.variables) for s in manifest.sources] == [
+        ("hr.nc", "hr", ["orography", "precip"]),
+        ("lr.nc", "lr", ["temp2m"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--set", "coarsened_dynamic=[precip]"],
+            "coarsened_dynamic names ['precip'], which are not dynamic",
+        ),
+        (["--set", "coarsened_dynamic=[t2m]"], "are in both coarsened_dynamic and lr_source.variables"),
+        (
+            [*MIXED, "--set", "lr_source.context_margin=1"],
+            "coarsened_dynamic needs lr_source.context_margin 0",
+        ),
+    ],
+)
+def test_coarsened_dynamic_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    lr_dataset().to_netcdf(tmp_path / "lr.nc", engine="h5netcdf")
+    assert build(tmp_path, tmp_path / "lr.nc", *extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message in err, err
+
+
 @pytest.mark.parametrize(
     ("lr", "extra", "message"),
     [

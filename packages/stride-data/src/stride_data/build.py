@@ -124,15 +124,18 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
         factor,
     )
     target = np.stack([load(key, True) for key in config.target], axis=1)
-    if lr is None:
-        dynamic = np.stack(
-            [_coarsened(load(key, True), key, config, weights, path) for key in config.dynamic], axis=1
-        )
-        context = None
-    else:
-        context = _regridded_predictors(lr, config, specs, times)
-        dynamic = interior(context, lr.margin)
+    lr_keys = config.lr_source_dynamic()
+    hr_dynamic = [key for key in config.dynamic if key not in lr_keys]
+    coarse = {key: _coarsened(load(key, True), key, config, weights, path) for key in hr_dynamic}
+    context = None
+    if lr is not None:
+        context = _regridded_predictors(lr, config, specs, times, lr_keys)
+        regridded = interior(context, lr.margin)
+        coarse.update({key: regridded[:, lr_keys.index(key)] for key in lr_keys})
         conversions.update(lr.conversions)
+        if hr_dynamic:
+            log.info("coarsened %s from %s (coarsened_dynamic)", ", ".join(hr_dynamic), path.name)
+    dynamic = np.stack([coarse[key] for key in config.dynamic], axis=1)
     static = np.stack([load(key, False) for key in config.static], axis=0) if config.static else None
     if static is not None and np.isnan(static).any():
         raise InputDataError(f"{path}: static fields {config.static} contain NaN; fill or crop them first")
@@ -140,7 +143,7 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
     dataset = _as_xarray(config, times, split, grid, factor, target, dynamic, static)
     if lr is not None and lr.margin:
         _add_context(dataset, context, lr)
-    hr_keys = config.target + config.static + (config.dynamic if lr is None else [])
+    hr_keys = config.target + config.static + hr_dynamic
     hr_names = sorted({specs[k].data_name for k in hr_keys})
     manifest = DatasetManifest(
         producer=run.producer(),
@@ -166,7 +169,7 @@ def build_dataset(config: DataBuildConfig, run: RunContext) -> None:
         time_match=lr.pairing.record if lr is not None and lr.pairing is not None else None,
         n_times=len(times),
         sources=[describe_source(file, hr_names) for file in files]
-        + (lr.provenance([specs[k] for k in config.dynamic]) if lr else []),
+        + (lr.provenance([specs[k] for k in lr_keys]) if lr else []),
         valid_counts=valid_counts(config, split, target, dynamic, static),
     )
     _log_conversions(conversions)
@@ -275,14 +278,19 @@ def _log_conversions(conversions: dict[str, Conversion]) -> None:
 
 
 def _regridded_predictors(
-    lr: LRSource, config: DataBuildConfig, specs: dict[str, VariableSpec], times: TimeIndex
+    lr: LRSource,
+    config: DataBuildConfig,
+    specs: dict[str, VariableSpec],
+    times: TimeIndex,
+    keys: list[str] | None = None,
 ) -> np.ndarray:
-    """[time, dynamic_var, y, x] regridded from the LR source onto the LR grid (extended by its context
-    margin), NaN cells filled with conditioning_fill."""
-    log.info("regridding %s from %s (%s)", ", ".join(config.dynamic), lr.path.name, lr.config.method)
+    """[time, variable, y, x] of `keys` (default every dynamic variable) regridded from the LR source onto
+    the LR grid (extended by its context margin), NaN cells filled with conditioning_fill."""
+    keys = config.dynamic if keys is None else keys
+    log.info("regridding %s from %s (%s)", ", ".join(keys), lr.path.name, lr.config.method)
     reason = f"have no valid value after {lr.config.method} regridding of {lr.path.name}"
     return np.stack(
-        [_filled(lr.regridded(specs[k], times), k, config, lr.path, reason) for k in config.dynamic], axis=1
+        [_filled(lr.regridded(specs[k], times), k, config, lr.path, reason) for k in keys], axis=1
     )
 
 

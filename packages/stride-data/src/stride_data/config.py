@@ -221,7 +221,14 @@ class DataBuildConfig(StrictConfig):
     lr_source: LRSourceConfig | None = Field(
         default=None,
         description="Take the dynamic variables from this LR source, regridded onto the LR grid, instead of "
-        "coarsening them from the HR source.",
+        "coarsening them from the HR source (except those in coarsened_dynamic).",
+    )
+    coarsened_dynamic: list[str] = Field(
+        default_factory=list,
+        description="With an lr_source: dynamic variables coarsened from the HR source (conservative block "
+        "mean, as without lr_source) instead of read from lr_source, e.g. a perfect-prognosis stand-in for a "
+        "large-scale field the LR source lacks; the other dynamic variables still come from lr_source. "
+        "Needs lr_source.context_margin 0 (the HR source does not cover a context region).",
     )
     region: RegionConfig | None = Field(default=None, description="Crop the source to this region first.")
     conditioning_fill: dict[str, float] = Field(
@@ -264,6 +271,10 @@ class DataBuildConfig(StrictConfig):
                 raise ValueError(
                     "an inference build (reference) puts every time step in split 'test'; drop splits"
                 )
+            if self.coarsened_dynamic:
+                raise ValueError(
+                    "an inference build reads every dynamic variable from lr_source; drop coarsened_dynamic"
+                )
             if self.region is not None or "coarsen" in self.model_fields_set:
                 raise ValueError(
                     "an inference build takes region and coarsen.factor from the reference; drop them"
@@ -272,9 +283,41 @@ class DataBuildConfig(StrictConfig):
         for name in ("target", "dynamic"):
             if not getattr(self, name):
                 raise ValueError(f"{name}: give at least one variable")
+        if self.coarsened_dynamic:
+            self._check_coarsened_dynamic()
         if self.splits is None:
             raise ValueError("splits: give at least the train date range")
         return self
+
+    def _check_coarsened_dynamic(self) -> None:
+        if self.lr_source is None:
+            raise ValueError(
+                "coarsened_dynamic applies with an lr_source only (without one every dynamic variable is "
+                "coarsened from the HR source); drop it"
+            )
+        stray = sorted(set(self.coarsened_dynamic) - set(self.dynamic))
+        if stray:
+            raise ValueError(
+                f"coarsened_dynamic names {stray}, which are not dynamic variables {self.dynamic}"
+            )
+        both = sorted(set(self.coarsened_dynamic) & set(self.lr_source.variables))
+        if both:
+            raise ValueError(f"{both} are in both coarsened_dynamic and lr_source.variables; keep one")
+        if set(self.coarsened_dynamic) == set(self.dynamic):
+            raise ValueError(
+                "coarsened_dynamic names every dynamic variable: drop lr_source, or leave it a variable"
+            )
+        if self.lr_source.context_margin:
+            raise ValueError(
+                "coarsened_dynamic needs lr_source.context_margin 0: the HR source does not cover the LR "
+                "context region"
+            )
+
+    def lr_source_dynamic(self) -> list[str]:
+        """The dynamic variables read from lr_source (every one not in coarsened_dynamic), in order."""
+        if self.lr_source is None:
+            return []
+        return [key for key in self.dynamic if key not in self.coarsened_dynamic]
 
     @model_validator(mode="after")
     def _lr_source_names_dynamic_variables(self) -> DataBuildConfig:
