@@ -9,9 +9,9 @@ import pytest
 from matplotlib.colors import BoundaryNorm, to_rgba
 from matplotlib.figure import Figure
 
+from stride_core.map_style import field_style, precipitation_levels, spread_style
 from stride_core.maps import NAN_COLOUR, quicklook_figure
 from stride_core.variables import VariableRegistry
-from stride_plot.style import field_style, precipitation_levels, spread_style
 
 REGISTRY = VariableRegistry.load()
 

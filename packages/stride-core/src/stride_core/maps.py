@@ -148,17 +148,15 @@ def quicklook_figure(
     _draw_outline(spread_ax, outline, hr_extent, outline_level, colour="white")  # over dark viridis
 
     field_axes = axes[:-1] if lr_scale is None else axes[1:-1]
-    _colour_bar(fig, scale, field_axes, shrink=0.5 if lr_scale is None else 0.6, aspect=40)
+    colour_bar(fig, scale, field_axes, shrink=0.5 if lr_scale is None else 0.6, aspect=40)
     if lr_scale is not None:
-        _colour_bar(fig, lr_scale, [axes[0]], shrink=0.9, aspect=20)
-    _colour_bar(fig, spread_scale, [spread_ax], shrink=0.9, aspect=20)
+        colour_bar(fig, lr_scale, [axes[0]], shrink=0.9, aspect=20)
+    colour_bar(fig, spread_scale, [spread_ax], shrink=0.9, aspect=20)
     fig.suptitle(title)
     return fig
 
 
-def _colour_bar(
-    fig: Figure, scale: PanelScale, axes: Sequence[Axes], *, shrink: float, aspect: float
-) -> None:
+def colour_bar(fig: Figure, scale: PanelScale, axes: Sequence[Axes], *, shrink: float, aspect: float) -> None:
     bar = fig.colorbar(
         ScalarMappable(norm=scale.norm, cmap=scale.cmap),
         ax=list(axes),

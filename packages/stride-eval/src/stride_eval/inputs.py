@@ -18,7 +18,9 @@ from numpy.typing import NDArray
 
 from stride_contracts import MetricRow
 from stride_core.calendars import TimeIndex, elapsed_seconds
+from stride_core.map_style import is_precipitation
 from stride_core.metrics import probability_matched_mean
+from stride_core.variables import VariableSpec
 
 Array = NDArray[np.float32]
 
@@ -84,6 +86,25 @@ class EvalInputs:
     """Whether row 0 is the northernmost row (maps are drawn north-up either way)."""
     n_bins: int = 50
     """Bins of value histograms and the Perkins skill score."""
+    spec: VariableSpec | None = None
+    """The variable's registry entry (long name, colour map, plot_range, precipitation group): the family
+    figures are styled from it; None draws them with the generic style."""
+
+    @property
+    def title(self) -> str:
+        """The variable as figure titles name it: 'long name (key)', or the key alone without an entry."""
+        return f"{self.spec.long_name} ({self.variable})" if self.spec is not None else self.variable
+
+    @property
+    def axis_label(self) -> str:
+        """The variable's values on an axis: 'long name [units]'."""
+        name = self.spec.long_name if self.spec is not None else self.variable
+        return f"{name} [{self.units}]" if self.units.strip() else name
+
+    @property
+    def precipitation(self) -> bool:
+        """Whether the figures use the precipitation scales (1-2-5 levels, square-root errors)."""
+        return is_precipitation(self.spec, self.units)
 
     @property
     def valid(self) -> NDArray[np.bool_]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from stride_contracts import METRIC_QUALIFIERS, METRICS_COLUMNS, MetricRow, MetricsManifest
 from stride_core.artifacts import write_parquet_artifact
@@ -189,6 +190,7 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
             references=tuple(config.baselines),
             evaluated=main.label,
             lat_descending=manifest.grid.lat_descending,
+            spec=spec,
         )
         if config.chunk_dates is not None:
             stream = StreamingEvaluation(template, families)
@@ -204,7 +206,11 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
                     lr_by_model=lr_by_model,
                 )
                 stream.update(masked_inputs(chunk, static_valid))
-            rows += stream.rows()
+            variable_rows = stream.rows()
+            rows += variable_rows
+            if config.mode in ("plots", "full"):
+                for name, drawn in stream.figures(variable_rows).items():
+                    figures.append(family_figure(config, name, variable.name, drawn))
             continue
         predictions, lr_by_model = predictions_for(config, main, others, channel, None)
         inputs = masked_inputs(
@@ -221,7 +227,7 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
             if config.mode in ("plots", "full"):
                 family_rows, figure = family.compute_and_plot(inputs)
                 if figure is not None:
-                    figures.append(save_figure(figure, config.figures_dir() / f"{name}_{variable.name}.png"))
+                    figures.append(family_figure(config, name, variable.name, figure))
             else:
                 family_rows = family.compute(inputs)
             rows += family_rows
@@ -233,6 +239,11 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
         log.info("wrote %d figures to %s", len(figures), config.figures_dir())
         return
     write_table(config, run, rows, families, len(times))
+
+
+def family_figure(config: EvalConfig, family: str, variable: str, figure: Figure) -> Path:
+    """Write one family's figure of one variable as <figures_dir>/<family>_<variable>.png."""
+    return save_figure(figure, config.figures_dir() / f"{family}_{variable}.png")
 
 
 def write_table(

@@ -14,8 +14,8 @@ and only running sums survive a chunk. Rows have the names of the in-memory fami
 - scale, spatial and temporal: their own sums (`ScaleSums`, `SpatialSums`, `TemporalSums`), exact (power
   spectra weighted by their fields, pooled scores; per-pixel error and correlation sums, FSS and
   semivariogram sums; lag-k pair sums with the previous chunk's last dates kept);
-- distributions: histogram, wasserstein, perkins, wet_freq, p99, wet_mean_intensity. Here Wasserstein-1
-  and p99 come from a histogram of STREAM_BINS bins over the truth's range (values beyond it in the end
+- distributions: histogram, qq, wasserstein, perkins, wet_freq, p99, wet_mean_intensity. Here Wasserstein-1,
+  the models' qq quantiles and p99 come from a histogram of STREAM_BINS bins over the truth's range (values beyond it in the end
   bins), so they are exact to within one bin width ((max - min) / STREAM_BINS); the in-memory family's
   are exact.
 
@@ -25,9 +25,11 @@ Every sum skips NaN truth, like the in-memory kernels, so both paths agree (a te
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
 from stride_contracts import MetricRow
@@ -35,11 +37,14 @@ from stride_core.calendars import iso
 from stride_core.metrics import (
     brier_score_fair,
     crps_ensemble_fair,
+    quantiles,
     rank_counts,
     rank_histogram_flatness,
 )
+from stride_eval.families import REGISTRY
 from stride_eval.families.base import finite
 from stride_eval.families.dates import DatesRows
+from stride_eval.families.distributions import QQ_LEVELS
 from stride_eval.families.extremes import ExtremesSums, histogram_quantile
 from stride_eval.families.features import FeaturesSums
 from stride_eval.families.occurrence import QUANTILE, upper_quantile, wet_frequency
@@ -60,6 +65,7 @@ STREAMING_FAMILIES = (
     "spatial",
     "temporal",
 )
+Accumulator = DatesRows | ExtremesSums | FeaturesSums | ScaleSums | SpatialSums | TemporalSums
 STREAM_BINS = 2000
 """Fine bins of the streamed value histograms (Wasserstein-1, p99)."""
 
@@ -98,21 +104,17 @@ class StreamingEvaluation:
         self.truth_fine = self._fine(truth)
         self.sums: dict[str, Sums] = defaultdict(Sums)
         # Families that keep their own sums (their in-memory compute is one chunk of every date).
-        self.accumulators: list[
-            DatesRows | ExtremesSums | FeaturesSums | ScaleSums | SpatialSums | TemporalSums
-        ] = []
-        if "features" in self.families:
-            self.accumulators.append(FeaturesSums(template))
-        if "extremes" in self.families:
-            self.accumulators.append(ExtremesSums(template, self.fine_edges))
-        if "dates" in self.families:
-            self.accumulators.append(DatesRows(template))
-        if "scale" in self.families:
-            self.accumulators.append(ScaleSums(template))
-        if "spatial" in self.families:
-            self.accumulators.append(SpatialSums(template))
-        if "temporal" in self.families:
-            self.accumulators.append(TemporalSums(template))
+        kinds: dict[str, Callable[[EvalInputs], Accumulator]] = {
+            "features": FeaturesSums,
+            "extremes": lambda t: ExtremesSums(t, self.fine_edges),
+            "dates": DatesRows,
+            "scale": ScaleSums,
+            "spatial": SpatialSums,
+            "temporal": TemporalSums,
+        }
+        self.accumulators: dict[str, Accumulator] = {
+            name: make(template) for name, make in kinds.items() if name in self.families
+        }
 
     def _fine(self, values: NDArray[np.floating]) -> NDArray[np.float64]:
         clipped = np.clip(values, self.fine_edges[0], self.fine_edges[-1])
@@ -120,7 +122,7 @@ class StreamingEvaluation:
 
     def update(self, chunk: EvalInputs) -> None:
         """Add one chunk of dates (masked like `masked_inputs`)."""
-        for accumulator in self.accumulators:
+        for accumulator in self.accumulators.values():
             accumulator.update(chunk)
         valid = chunk.valid
         n_valid = int(valid.sum())
@@ -239,9 +241,24 @@ class StreamingEvaluation:
                 rows += self._model_distribution_rows(model, sums, centres)
         if "occurrence" in self.families and inputs.positive_definite and truth_total:
             rows += self._occurrence_rows()
-        for accumulator in self.accumulators:
+        for accumulator in self.accumulators.values():
             rows += accumulator.rows()
         return [r for r in rows if finite(r.value)]
+
+    def figures(self, rows: Sequence[MetricRow]) -> dict[str, Figure]:
+        """Each family's figure from the streamed `rows` (of this variable): the families that plot rows
+        alone get them with the template, spatial and dates draw from their accumulators (the summed
+        score maps, the chosen dates' fields)."""
+        figures: dict[str, Figure] = {}
+        for name in self.families:
+            accumulator = self.accumulators.get(name)
+            if isinstance(accumulator, SpatialSums | DatesRows):
+                figure = accumulator.figure(rows)
+            else:
+                figure = REGISTRY[name].plot(rows, self.template)
+            if figure is not None:
+                figures[name] = figure
+        return figures
 
     def _coarse(self, fine: NDArray[np.float64]) -> NDArray[np.float64]:
         """The fine histogram summed into the template's n_bins bins (shares)."""
@@ -259,8 +276,12 @@ class StreamingEvaluation:
                 self._coarse_centres(centres), self._coarse(self.truth_fine), strict=True
             )
         ]
+        truth = inputs.truth[np.isfinite(inputs.truth)]
+        rows += [
+            inputs.row("truth", "qq", "distributions", value, quantile=float(level))
+            for level, value in zip(QQ_LEVELS, quantiles(truth, QQ_LEVELS), strict=True)
+        ]
         if inputs.positive_definite:
-            truth = inputs.truth[np.isfinite(inputs.truth)]
             rows.append(
                 inputs.row(
                     "truth",
@@ -288,6 +309,10 @@ class StreamingEvaluation:
         rows = [
             inputs.row(model, "histogram", "distributions", share, units="1", bin=centre)
             for centre, share in zip(self._coarse_centres(centres), self._coarse(sums.fine), strict=True)
+        ]
+        rows += [
+            inputs.row(model, "qq", "distributions", self._quantile(sums.fine, level), quantile=float(level))
+            for level in QQ_LEVELS
         ]
         cdf_model = np.cumsum(sums.fine) / sums.fine.sum()
         cdf_truth = np.cumsum(self.truth_fine) / self.truth_fine.sum()

@@ -11,9 +11,9 @@ import xarray as xr
 from stride_contracts import SamplesManifest
 from stride_core.calendars import TimeIndex, calendar_of, date_in, date_key, iso
 from stride_core.errors import ConfigError
+from stride_core.map_style import field_style, is_precipitation, spread_style
 from stride_core.variables import VariableRegistry
 from stride_plot.figures import Extent, quicklook_figure, save_figure
-from stride_plot.style import field_style, is_precipitation, spread_style
 
 
 def choose_dates(times: TimeIndex, wanted: list[Any], n_dates: int, source: Path) -> list[int]:
@@ -99,7 +99,7 @@ def draw_quicklooks(
 ) -> list[Path]:
     """One quicklook PNG per target variable and date of `indices`, written into `folder`.
 
-    Each variable has one colour scale for all its dates (from the registry, see stride_plot.style); the
+    Each variable has one colour scale for all its dates (from the registry, see stride_core.map_style); the
     LR panel has its own when the LR input is another variable. Coastlines are the 0.5 contour of the land
     fraction (`land_mask`, else the first of LAND_MASKS among the statics). Pixels where the truth is not
     finite or the static `validity_mask` is <= 0.5 are grey in every panel. A grid stored south-up (the

@@ -9,15 +9,19 @@ families already hold them), MAE and bias of the ensemble mean, and the ensemble
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from stride_contracts import MetricRow
 from stride_core.calendars import date_key, iso
+from stride_core.map_style import field_style
 from stride_core.maps import new_figure
 from stride_core.metrics import bias, crps_ensemble_fair, mae, rmse
 from stride_eval.families.base import Family, finite
+from stride_eval.families.panels import panel_colour_bar, show_panel
 from stride_eval.inputs import EvalInputs
 
 NAME = "dates"
@@ -42,20 +46,27 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
 
 class DatesRows:
     """The dates family over chunks of dates: the dates are chosen once from the whole truth (`template`),
-    and each chunk scores those it holds (each date's scores are of that date alone)."""
+    and each chunk scores those it holds (each date's scores are of that date alone) and keeps their
+    panels for the figure (a few fields per model: the chosen dates are few)."""
 
     def __init__(self, template: EvalInputs) -> None:
+        self.template = template
         self.chosen = chosen(template)
         self.position = {date_key(t): i for i, t in enumerate(template.times)}
         self.found: list[MetricRow] = []
+        self.panels: dict[int, DatePanels] = {}
 
     def update(self, chunk: EvalInputs) -> None:
         offset = self.position[date_key(chunk.times[0])]
         local = [i - offset for i in self.chosen if offset <= i < offset + len(chunk.times)]
         self.found += rows_at(chunk, local)
+        self.panels |= {offset + i: panels_at(chunk, i) for i in local}
 
     def rows(self) -> list[MetricRow]:
         return self.found
+
+    def figure(self, rows: Sequence[MetricRow]) -> Figure | None:
+        return dates_figure(self.template, [self.panels[i] for i in self.chosen if i in self.panels])
 
 
 def rows_at(inputs: EvalInputs, indices: list[int]) -> list[MetricRow]:
@@ -79,31 +90,48 @@ def rows_at(inputs: EvalInputs, indices: list[int]) -> list[MetricRow]:
     return rows
 
 
+@dataclass(frozen=True)
+class DatePanels:
+    """What the quicklook of one date shows: its time, the truth and each model's field."""
+
+    time: Any
+    truth: np.ndarray
+    fields: dict[str, tuple[str, np.ndarray]]
+    """model -> (panel title, field): the first member of an ensemble, else the point forecast."""
+
+
+def panels_at(inputs: EvalInputs, index: int) -> DatePanels:
+    fields = {}
+    for model, prediction in inputs.predictions.items():
+        if prediction.members is not None:
+            fields[model] = (f"{model} (member 1)", np.array(prediction.members[index, 0]))
+        else:
+            fields[model] = (model, np.array(prediction.point[index]))
+    return DatePanels(inputs.times[index], np.array(inputs.truth[index]), fields)
+
+
 def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
-    """Quicklook per chosen date: truth, then each model's first member (or point forecast), one colour scale."""
-    indices = chosen(inputs)
-    if not indices:
+    """Quicklook per chosen date: truth, then each model's first member (or point forecast)."""
+    return dates_figure(inputs, [panels_at(inputs, i) for i in chosen(inputs)])
+
+
+def dates_figure(inputs: EvalInputs, dates: Sequence[DatePanels]) -> Figure | None:
+    """One row per date: the truth, then each model's field, on the variable's registry scale (one scale
+    for every date, so the wettest and the third wettest compare), NaN grey."""
+    if not dates:
         return None
-    models = list(inputs.predictions)
-    fig = new_figure((3.2 * (1 + len(models)), 2.8 * len(indices)))
-    axes = fig.subplots(len(indices), 1 + len(models), squeeze=False)
-    origin = "upper" if inputs.lat_descending else "lower"
-    for row, index in enumerate(indices):
-        truth = inputs.truth[index]
-        low, high = np.nanpercentile(truth, [1, 99]) if np.isfinite(truth).any() else (0.0, 1.0)
-        panels = [("truth", truth)]
-        for model in models:
-            prediction = inputs.predictions[model]
-            field = (
-                prediction.members[index, 0] if prediction.members is not None else prediction.point[index]
-            )
-            panels.append((model if prediction.members is None else f"{model} (member 0)", field))
+    models = list(dates[0].fields)
+    fig = new_figure((2.9 * (1 + len(models)) + 0.4, 2.7 * len(dates) + 1.0))
+    axes = fig.subplots(len(dates), 1 + len(models), squeeze=False)
+    shown = [d.truth for d in dates] + [field for d in dates for _, field in d.fields.values()]
+    scale = field_style(inputs.spec, inputs.units, shown)
+    for row, date in enumerate(dates):
+        panels = [("truth", date.truth), *date.fields.values()]
         for ax, (title, field) in zip(axes[row], panels, strict=True):
-            shown = ax.imshow(field, vmin=low, vmax=high, origin=origin, cmap="viridis")
-            ax.set_title(f"{title}, {inputs.times[index]:%Y-%m-%d %H:%M}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        fig.colorbar(shown, ax=axes[row][-1], label=f"{inputs.variable} ({inputs.units})")
+            show_panel(ax, field, scale, title, inputs.lat_descending)
+        axes[row][0].set_ylabel(f"{iso(date.time)[:16]}", fontsize=8)
+    panel_colour_bar(fig, scale, list(axes.ravel()))
+    fig.suptitle(f"{inputs.title}: chosen dates", fontsize=10)
     return fig
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from stride_contracts import MetricRow
-from stride_core.maps import new_figure
+from stride_core.maps import new_figure, with_units
 from stride_core.metrics import (
     dry_spell_lengths,
     perkins_skill_score,
@@ -145,18 +145,21 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
                 label=model,
             )
     left.set(
-        title=f"{inputs.variable}: value histogram",
-        xlabel=f"{inputs.variable} ({inputs.units})",
+        title=f"{inputs.title}: value histogram",
+        xlabel=inputs.axis_label,
         ylabel="share of pixels",
     )
     left.legend(fontsize=8)
     low, high = qq[("truth", QQ_LEVELS[0])], qq[("truth", QQ_LEVELS[-1])]
     right.plot([low, high], [low, high], color="black", lw=1, ls="--")
     right.set(
-        title=f"{inputs.variable}: QQ (1st to 99.9th percentile)",
-        xlabel=f"truth ({inputs.units})",
-        ylabel=f"model ({inputs.units})",
+        title=f"{inputs.title}: QQ (1st to 99.9th percentile)",
+        xlabel=with_units("truth", inputs.units),
+        ylabel=with_units("model", inputs.units),
     )
+    if inputs.precipitation:  # most quantiles are light rain: a linear axis crowds them at zero
+        for axis in (right.set_xscale, right.set_yscale):
+            axis("symlog", linthresh=max(inputs.wet_threshold, 1e-3))
     if len(models) > 1:
         right.legend(fontsize=8)
     return fig

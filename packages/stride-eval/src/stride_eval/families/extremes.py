@@ -281,15 +281,16 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
         return None
     fig = new_figure((11.0, 4.0))
     left, right = fig.subplots(1, 2)
-    for ax, selected, title, ideal in (
-        (left, errors, "relative quantile error", 0.0),
-        (right, ratios, "exceedance-frequency ratio (above the truth's quantile)", 1.0),
+    for ax, selected, title, ideal, ylabel in (
+        (left, errors, "relative quantile error", 0.0, "(q_model - q_truth) / |q_truth|"),
+        (right, ratios, "exceedance ratio above the truth's quantile", 1.0, "model share / truth share"),
     ):
         for model in sorted({r.model for r in selected}):
             mine = sorted((r for r in selected if r.model == model), key=lambda r: r.quantile or 0)
             ax.plot([str(r.quantile) for r in mine], [r.value for r in mine], marker="o", label=model)
         ax.axhline(ideal, color="black", lw=1, ls="--")
-        ax.set(title=f"{inputs.variable}: {title}", xlabel="quantile level", ylabel="1")
+        ax.set(title=f"{inputs.title}: {title}", xlabel="quantile level of the truth", ylabel=ylabel)
+        ax.title.set_fontsize(9)
         if selected:
             ax.legend(fontsize=8)
     return fig

@@ -123,7 +123,7 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
         left.axhline(1.0 / n_ranks, color="black", lw=1, ls="--", label="flat")
         left.legend(fontsize=8)
     left.set(
-        title=f"{inputs.variable}: rank histogram",
+        title=f"{inputs.title}: rank histogram",
         xlabel="rank of the truth among members",
         ylabel="frequency",
     )
@@ -137,7 +137,7 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
         )
     right.plot([0, 1], [0, 1], color="black", lw=1, ls="--")
     right.set(
-        title=f"{inputs.variable}: reliability",
+        title=f"{inputs.title}: reliability",
         xlabel="forecast probability",
         ylabel="observed frequency",
         xlim=(0, 1),

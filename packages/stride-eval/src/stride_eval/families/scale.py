@@ -139,7 +139,7 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
             color="black" if model == "truth" else None,
         )
     left.set(
-        title=f"{inputs.variable}: radially averaged power spectrum",
+        title=f"{inputs.title}: radially averaged power spectrum",
         xlabel="wavenumber (cycles per shorter side)",
         ylabel=f"power ({inputs.units})²",
     )
@@ -149,7 +149,7 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
         mine = sorted((r for r in pooled_crps if r.model == model), key=lambda r: r.scale or 0)
         right.plot([r.scale for r in mine], [r.value for r in mine], marker="o", label=model)
     right.set(
-        title=f"{inputs.variable}: CRPS after average pooling",
+        title=f"{inputs.title}: CRPS after average pooling",
         xlabel="pooling factor",
         ylabel=f"CRPS ({inputs.units})",
     )

@@ -19,9 +19,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from stride_contracts import MetricRow
+from stride_core.map_style import difference_style, magnitude_style
 from stride_core.maps import new_figure
 from stride_core.metrics import fss_sums, semivariogram, semivariogram_sums, weighted_mean
 from stride_eval.families.base import Family, finite
+from stride_eval.families.panels import panel_colour_bar, show_panel
 from stride_eval.families.temporal import PairSums
 from stride_eval.inputs import EvalInputs
 
@@ -125,6 +127,11 @@ class SpatialSums:
                         )
         return rows
 
+    def figure(self, rows: Sequence[MetricRow]) -> Figure | None:
+        """The spatial figure of a streamed run, from the summed score maps."""
+        maps = {model: maps_from_sums(terms) for model, terms in self.errors.items()}
+        return maps_figure(rows, self.template, maps)
+
     def _variogram_rows(self) -> list[MetricRow]:
         inputs = self.template
         if not self.lags:
@@ -157,42 +164,53 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
 
 def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
     """Per model: bias and RMSE maps of the point forecast; last column: FSS against neighbourhood width."""
-    models = list(inputs.predictions)
-    if not models:
+    maps = {model: score_maps(p.point, inputs.truth) for model, p in inputs.predictions.items()}
+    return maps_figure(rows, inputs, maps)
+
+
+def maps_figure(
+    rows: Sequence[MetricRow], inputs: EvalInputs, maps: dict[str, dict[str, np.ndarray]]
+) -> Figure | None:
+    """The spatial figure from each model's score maps (`score_maps`, or `maps_from_sums` of a streamed run).
+
+    Every model's bias map shares one diverging scale centred on zero and every RMSE map one scale from
+    zero, so the models compare at a glance; pixels the truth never covers are grey.
+    """
+    if not maps:
         return None
-    fig = new_figure((4.0 * 3, 3.2 * len(models)))
+    models = list(maps)
+    fig = new_figure((4.0 * 3, 3.2 * len(models) + 0.6))
     axes = fig.subplots(len(models), 3, squeeze=False)
-    origin = "upper" if inputs.lat_descending else "lower"  # row 0 is north unless the grid says otherwise
+    rmse_maps = {model: np.sqrt(maps[model]["mse"]) for model in models}
+    scales = {
+        "bias": difference_style(
+            [maps[m]["bias"] for m in models], inputs.units, "bias (model - truth)", inputs.precipitation
+        ),
+        "RMSE": magnitude_style(list(rmse_maps.values()), inputs.units, "RMSE", inputs.precipitation),
+    }
     for i, model in enumerate(models):
-        maps = score_maps(inputs.predictions[model].point, inputs.truth)
-        bias = maps["bias"]
-        limit = float(np.nanmax(np.abs(bias))) if np.isfinite(bias).any() else 1.0
-        for ax, (title, image, cmap, vmin) in zip(
-            axes[i][:2],
-            (
-                (f"{model}: bias", bias, "RdBu_r", -limit),
-                (f"{model}: RMSE", np.sqrt(maps["mse"]), "magma_r", 0.0),
-            ),
-            strict=True,
+        for ax, (name, image) in zip(
+            axes[i][:2], (("bias", maps[model]["bias"]), ("RMSE", rmse_maps[model])), strict=True
         ):
-            shown = ax.imshow(
-                image, cmap=cmap, vmin=vmin, vmax=limit if cmap == "RdBu_r" else None, origin=origin
-            )
-            fig.colorbar(shown, ax=ax, label=inputs.units)
-            ax.set_title(title, fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            show_panel(ax, image, scales[name], f"{model}: {name} of the mean", inputs.lat_descending)
         fss = [r for r in rows if r.metric == "fss" and r.model == model]
         for threshold in sorted({r.threshold for r in fss if r.threshold is not None}):
             mine = sorted((r for r in fss if r.threshold == threshold), key=lambda r: r.scale or 0)
             axes[i][2].plot(
-                [r.scale for r in mine], [r.value for r in mine], marker="o", label=f"> {threshold:.3g}"
+                [r.scale for r in mine],
+                [r.value for r in mine],
+                marker="o",
+                label=f"> {threshold:.3g} {inputs.units}",
             )
         axes[i][2].set(
             title=f"{model}: FSS", xlabel="neighbourhood width (pixels)", ylabel="FSS", ylim=(0, 1)
         )
+        axes[i][2].title.set_fontsize(8)
         if fss:
-            axes[i][2].legend(fontsize=7, title=inputs.units, title_fontsize=7)
+            axes[i][2].legend(fontsize=7)
+    for column, name in enumerate(("bias", "RMSE")):
+        panel_colour_bar(fig, scales[name], list(axes[:, column]))
+    fig.suptitle(f"{inputs.title}: maps over {len(inputs.times)} dates", fontsize=10)
     return fig
 
 

@@ -147,7 +147,7 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
             label=model,
             color="black" if model == "truth" else None,
         )
-    ax.set(title=f"{inputs.variable}: autocorrelation", xlabel="lag (time steps)", ylabel="mean correlation")
+    ax.set(title=f"{inputs.title}: autocorrelation", xlabel="lag (time steps)", ylabel="mean correlation")
     ax.legend(fontsize=8)
     return fig
 

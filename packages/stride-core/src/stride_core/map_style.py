@@ -1,5 +1,7 @@
 """Colour scales of map panels from the variable registry: colour map, range, units and a precipitation scale.
 
+Shared by stride-plot's quicklooks and stride-eval's family figures (score maps, quicklooks of chosen dates).
+
 Precipitation is drawn on discrete 1-2-5 levels (BoundaryNorm) starting at a small wet level, with values
 below it (dry, zero) white: on a linear scale light rain, which is most of the rain, is indistinguishable from
 no rain. Other variables use the registry's `plot_range`, so every date of a run shares one scale, unless the
@@ -102,12 +104,42 @@ def field_style(
 
 def spread_style(spread: NDArray[Any], units: str, precipitation: bool) -> PanelScale:
     """The ensemble spread's own scale from zero: square-root for precipitation (skewed like the rain)."""
-    top = _percentile(_finite([spread]), 99.0, 1.0)
+    return _from_zero([spread], "viridis", _labelled("spread (std)", units), precipitation)
+
+
+def difference_style(
+    data: Sequence[NDArray[Any]], units: str, label: str, precipitation: bool = False
+) -> PanelScale:
+    """A signed difference (a bias map): diverging, centred on zero, symmetric about the 99th percentile
+    of |value| (one outlier pixel does not wash the map out). Brown-green for precipitation (too dry /
+    too wet), blue-red otherwise (too cold / too warm)."""
+    magnitude = np.abs(_finite(data))
+    bound = _percentile(magnitude, 99.0, 1.0)
+    bound = bound if bound > 0 else 1.0
+    cmap = matplotlib.colormaps["BrBG" if precipitation else "RdBu_r"].with_extremes(bad=NAN_COLOUR)
+    extend: Extend = "both" if magnitude.size and magnitude.max() > bound else "neither"
+    return PanelScale(cmap, Normalize(-bound, bound), _labelled(label, units), extend)
+
+
+def magnitude_style(
+    data: Sequence[NDArray[Any]], units: str, label: str, precipitation: bool = False
+) -> PanelScale:
+    """A non-negative score map (RMSE, MAE): its own scale from zero (see `_from_zero`)."""
+    return _from_zero(data, "magma_r", _labelled(label, units), precipitation)
+
+
+def _from_zero(data: Sequence[NDArray[Any]], cmap_name: str, label: str, precipitation: bool) -> PanelScale:
+    """Zero to the data's 99th percentile, square-root for precipitation (its errors and spread are as
+    skewed as the rain), NaN grey."""
+    top = _percentile(_finite(data), 99.0, 1.0)
     top = top if top > 0 else 1.0
     norm: Normalize = PowerNorm(0.5, 0.0, top) if precipitation else Normalize(0.0, top)
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad=NAN_COLOUR)
-    label = f"spread (std) [{units}]" if units.strip() else "spread (std)"
+    cmap = matplotlib.colormaps[cmap_name].with_extremes(bad=NAN_COLOUR)
     return PanelScale(cmap, norm, label, "max")
+
+
+def _labelled(label: str, units: str) -> str:
+    return f"{label} [{units}]" if units.strip() else label
 
 
 def _finite(data: Sequence[NDArray[Any]]) -> NDArray[np.float64]:
