@@ -138,7 +138,8 @@ class EvalConfig(StrictConfig):
         default=None,
         ge=1,
         description="Read the samples this many dates at a time (bounded memory on stores larger than RAM); "
-        "every family streams (see stride_eval.streaming for the few histogram-based quantiles); no figures.",
+        "every family streams (see stride_eval.streaming for the few histogram-based quantiles) and draws its "
+        "figure in modes plots and full (score maps from the summed errors, the chosen dates' fields kept).",
     )
     variables_file: Path | None = Field(
         default=None, description="YAML overriding or adding registry entries (which are positive-definite)."
