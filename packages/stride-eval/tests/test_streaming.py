@@ -195,3 +195,33 @@ def test_features_stream_exactly(tmp_path: Path, write_samples: Callable[..., Pa
     assert {"lr_rmse", "lr_bias", "perturbation_ratio"} <= set(a.index.get_level_values("metric"))
     assert a[("warm", "perturbation_ratio")] == pytest.approx(1.5 / 2.0, rel=0.05)
     np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_streamed_reliability_crpss_and_wet_intensity_error_equal_the_in_memory_rows(
+    tmp_path: Path, write_samples: Callable[..., Path]
+) -> None:
+    rng = np.random.default_rng(7)
+    truth = (rng.gamma(0.5, 2.0, size=(9, 24, 24)) * (rng.random((9, 24, 24)) > 0.4)).astype(np.float32)
+    truth[:, :5] = np.nan
+    members = (np.nan_to_num(truth)[:, None] * rng.lognormal(0, 0.5, size=(9, 5, 24, 24))).astype(np.float32)
+    store = write_samples(tmp_path / "s.zarr", members, truth, variable="precip", units="mm h-1")
+    families = "families=[probabilistic,distributions]"
+    whole, streamed = tmp_path / "whole.parquet", tmp_path / "streamed.parquet"
+    assert main(["--samples", str(store), "--out", str(whole), "--set", families]) == 0
+    assert (
+        main(["--samples", str(store), "--out", str(streamed), "--set", families, "--set", "chunk_dates=4"])
+        == 0
+    )
+    keys = ["model", "metric", "threshold", "bin", "reference"]
+    metrics = [
+        "crpss",
+        "reliability_forecast",
+        "reliability_observed",
+        "reliability_count",
+        "wet_mean_intensity_error",
+    ]
+    a, b = (pd.read_parquet(p) for p in (whole, streamed))
+    a, b = (t[t["metric"].isin(metrics)].set_index(keys)["value"].sort_index() for t in (a, b))
+    assert set(a.index.get_level_values("metric")) == set(metrics)
+    assert a.index.equals(b.index)
+    np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-9, atol=1e-12)

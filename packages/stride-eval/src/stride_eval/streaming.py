@@ -4,7 +4,8 @@ The truth of one variable [time, H, W] is held whole (1/m of the members' size: 
 the histogram bins before the first chunk); members, PMM and baselines are read `chunk_dates` dates at a time
 and only running sums survive a chunk. Rows have the names of the in-memory families:
 
-- probabilistic: crps (and per date), spread_skill, rank_histogram, rank_flatness, brier at each threshold;
+- probabilistic: crps (and per date), spread_skill, rank_histogram, rank_flatness, brier and the reliability
+  diagram at each threshold, crpss against each baseline;
 - deterministic: rmse/mae/bias of the ensemble mean and the PMM (and rmse_mean per date);
 - dates: the dates chosen from the whole truth, each scored in its chunk (`DatesRows`);
 - extremes: the truth's exact, the models' exceedance ratios and block maxima exact, quantiles from the
@@ -48,6 +49,7 @@ from stride_eval.families.distributions import QQ_LEVELS
 from stride_eval.families.extremes import ExtremesSums, histogram_quantile
 from stride_eval.families.features import FeaturesSums
 from stride_eval.families.occurrence import QUANTILE, upper_quantile, wet_frequency
+from stride_eval.families.probabilistic import crpss_rows, reliability_rows, reliability_terms
 from stride_eval.families.scale import ScaleSums
 from stride_eval.families.spatial import SpatialSums
 from stride_eval.families.temporal import TemporalSums
@@ -81,6 +83,8 @@ class Sums:
     members: int = 0
     ranks: NDArray[np.float64] | None = None
     brier: dict[float, float] = field(default_factory=lambda: defaultdict(float))
+    reliability: dict[float, list[NDArray[np.floating]]] = field(default_factory=dict)
+    """threshold -> [sum of forecast probability, sum of events, count] per probability bin."""
     errors: dict[str, list[float]] = field(default_factory=dict)
     """which -> [sum error, sum |error|, sum error^2, count] for 'mean' and 'pmm'."""
     fine: NDArray[np.float64] | None = None
@@ -156,6 +160,11 @@ class StreamingEvaluation:
             sums.brier[threshold] += float(
                 np.nansum(brier_score_fair(ensemble, chunk.truth, member_axis=1, threshold=threshold))
             )
+            terms = reliability_terms(ensemble, chunk.truth, threshold)
+            previous = sums.reliability.get(threshold)
+            sums.reliability[threshold] = (
+                list(terms) if previous is None else [a + b for a, b in zip(previous, terms, strict=True)]
+            )
         m = ensemble.shape[1]
         if prediction.members is None or m < 2:
             return
@@ -211,6 +220,11 @@ class StreamingEvaluation:
                             quantile=level,
                         )
                     )
+                    if threshold in sums.reliability:
+                        terms = sums.reliability[threshold]
+                        rows += reliability_rows(
+                            inputs, model, threshold, level, (terms[0], terms[1], terms[2])
+                        )
                 if sums.members >= 2 and sums.squared_mean_error > 0:
                     m = sums.members
                     ratio = np.sqrt((m + 1) / m * sums.variance / sums.count) / np.sqrt(
@@ -239,6 +253,9 @@ class StreamingEvaluation:
                     rows.append(inputs.row(model, metric, family, value, date=date))  # type: ignore[arg-type]
             if "distributions" in self.families and sums.fine is not None and sums.values and truth_total:
                 rows += self._model_distribution_rows(model, sums, centres)
+        if "probabilistic" in self.families:
+            crps_of = {model: sums.crps / sums.count for model, sums in self.sums.items() if sums.count}
+            rows += crpss_rows(inputs, {m: v for m, v in crps_of.items() if finite(v)})
         if "occurrence" in self.families and inputs.positive_definite and truth_total:
             rows += self._occurrence_rows()
         for accumulator in self.accumulators.values():
@@ -337,9 +354,12 @@ class StreamingEvaluation:
                 inputs.row(model, "p99_error", "distributions", abs(p99 - truth_p99)),
             ]
             if sums.wet_count:
-                rows.append(
-                    inputs.row(model, "wet_mean_intensity", "distributions", sums.wet_sum / sums.wet_count)
-                )
+                intensity = sums.wet_sum / sums.wet_count
+                rows.append(inputs.row(model, "wet_mean_intensity", "distributions", intensity))
+                wet_truth = truth[truth > inputs.wet_threshold]
+                if wet_truth.size:
+                    error = intensity - float(wet_truth.mean(dtype=np.float64))
+                    rows.append(inputs.row(model, "wet_mean_intensity_error", "distributions", error))
         return rows
 
     def _occurrence_rows(self) -> list[MetricRow]:

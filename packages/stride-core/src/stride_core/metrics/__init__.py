@@ -33,6 +33,7 @@ from stride_core.metrics.probabilistic import (
     rank_histogram,
     rank_histogram_flatness,
     reliability_curve,
+    reliability_sums,
     spread_skill_ratio,
 )
 from stride_core.metrics.spatial import (
@@ -75,6 +76,7 @@ __all__ = [
     "rank_histogram_flatness",
     "relative_histogram",
     "reliability_curve",
+    "reliability_sums",
     "rmse",
     "semivariogram",
     "semivariogram_sums",

@@ -312,6 +312,16 @@ def reliability_curve(
     Bins are [i / n_bins, (i + 1) / n_bins) for i < n_bins - 1 and the last one closed at 1. Points with
     NaN probability or NaN event are left out. Empty bins get NaN means and count 0.
     """
+    sum_p, sum_o, counts = reliability_sums(probability, truth_event, n_bins=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sum_p / counts, sum_o / counts, counts
+
+
+def reliability_sums(
+    probability: ArrayLike, truth_event: ArrayLike, *, n_bins: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+    """Per probability bin of `reliability_curve`: the sums of the forecast probability and of the event,
+    and the count; sums of several batches (chunks of dates) add up to the whole sample's."""
     p = np.asarray(probability, dtype=np.float64).ravel()
     o = np.asarray(truth_event, dtype=np.float64).ravel()
     if p.shape != o.shape:
@@ -321,8 +331,7 @@ def reliability_curve(
     keep = ~np.isnan(p) & ~np.isnan(o)
     p, o = p[keep], o[keep]
     index = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
-    counts = np.bincount(index, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_p = np.bincount(index, weights=p, minlength=n_bins) / counts
-        frequency = np.bincount(index, weights=o, minlength=n_bins) / counts
-    return mean_p, frequency, counts
+    counts = np.bincount(index, minlength=n_bins).astype(np.int64)
+    sum_p = np.bincount(index, weights=p, minlength=n_bins).astype(np.float64)
+    sum_o = np.bincount(index, weights=o, minlength=n_bins).astype(np.float64)
+    return sum_p, sum_o, counts

@@ -22,7 +22,7 @@ from stride_core.metrics import (
     exceedance_probability,
     rank_histogram,
     rank_histogram_flatness,
-    reliability_curve,
+    reliability_sums,
     spread_skill_ratio,
 )
 from stride_eval.families.base import Family, finite
@@ -76,18 +76,44 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
                     quantile=level,
                 )
             )
-            probability = exceedance_probability(ensemble, member_axis=1, threshold=threshold)
-            event = np.where(valid, (inputs.truth > threshold).astype(np.float64), np.nan)
-            mean_p, observed, counts = reliability_curve(probability, event, n_bins=RELIABILITY_BINS)
-            for centre, p, o, n in zip(
-                (np.arange(RELIABILITY_BINS) + 0.5) / RELIABILITY_BINS, mean_p, observed, counts, strict=True
-            ):
-                if n == 0:
-                    continue
-                common = {"units": "1", "threshold": threshold, "quantile": level, "bin": float(centre)}
-                rows.append(inputs.row(model, "reliability_forecast", NAME, p, **common))  # type: ignore[arg-type]
-                rows.append(inputs.row(model, "reliability_observed", NAME, o, **common))  # type: ignore[arg-type]
-                rows.append(inputs.row(model, "reliability_count", NAME, float(n), **common))  # type: ignore[arg-type]
+            sums = reliability_terms(ensemble, inputs.truth, threshold)
+            rows += reliability_rows(inputs, model, threshold, level, sums)
+    return rows + crpss_rows(inputs, crps_of)
+
+
+def reliability_terms(
+    ensemble: np.ndarray, truth: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`reliability_sums` of the ensemble's exceedance probability [time, member, H, W] at `threshold`."""
+    probability = exceedance_probability(ensemble, member_axis=1, threshold=threshold)
+    event = np.where(np.isnan(truth), np.nan, (truth > threshold).astype(np.float64))
+    return reliability_sums(probability, event, n_bins=RELIABILITY_BINS)
+
+
+def reliability_rows(
+    inputs: EvalInputs,
+    model: str,
+    threshold: float,
+    level: float | None,
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> list[MetricRow]:
+    """The reliability diagram's rows (mean forecast probability, observed frequency, count per bin)."""
+    rows: list[MetricRow] = []
+    sum_p, sum_o, counts = sums
+    centres = (np.arange(RELIABILITY_BINS) + 0.5) / RELIABILITY_BINS
+    for centre, p, o, n in zip(centres, sum_p, sum_o, counts, strict=True):
+        if n == 0:
+            continue
+        common = {"units": "1", "threshold": threshold, "quantile": level, "bin": float(centre)}
+        rows.append(inputs.row(model, "reliability_forecast", NAME, p / n, **common))  # type: ignore[arg-type]
+        rows.append(inputs.row(model, "reliability_observed", NAME, o / n, **common))  # type: ignore[arg-type]
+        rows.append(inputs.row(model, "reliability_count", NAME, float(n), **common))  # type: ignore[arg-type]
+    return rows
+
+
+def crpss_rows(inputs: EvalInputs, crps_of: dict[str, float]) -> list[MetricRow]:
+    """CRPS skill `1 - CRPS / CRPS_ref` of every model against every reference (baseline) present."""
+    rows: list[MetricRow] = []
     for model, model_crps in crps_of.items():
         for reference in inputs.references:
             if reference == model or reference not in crps_of or crps_of[reference] == 0:
