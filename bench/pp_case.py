@@ -62,7 +62,21 @@ from stride_generate.sampling import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "pp"
-DATA_CONFIG = ROOT / "configs" / "meteonet_nw.yaml"
+# The two perfect-prognosis configurations (--case): the data config, the stride-eval baselines and a title.
+# t2m: ARPEGE t2m only (an independent predictor, no precipitation); tp: AROME tp coarsened 4 x 4 onto the
+# LR grid (the stand-in for a reanalysis large-scale precipitation, see the config) + ARPEGE t2m, where the
+# target is an LR input and the interpolation + quantile-mapping baseline (qdm, xsdba) applies.
+# tp also trains with data.rain_weighting on its LR precip (patches drawn towards wet LR boxes, as the dry case
+# configs/dry/ does), fixed before any tp score was seen; t2m cannot (rain weighting reads an LR input).
+CASES = {
+    "t2m": (ROOT / "configs" / "meteonet_nw.yaml", "[climatology]", "AROME tp <- ARPEGE t2m", []),
+    "tp": (
+        ROOT / "configs" / "meteonet_nw_tp.yaml",
+        "[climatology,qdm,bicubic]",
+        "AROME tp <- AROME tp coarsened 4x (reanalysis-precipitation stand-in) + ARPEGE t2m",
+        ["data.rain_weighting={variable: precip, threshold: 0.1}"],
+    ),
+}
 RESULTS = ROOT / "bench" / "results" / "pp_case.json"
 DEFAULT_OUT = Path("/tmp/precip/pp_case")
 SPLITS = ("val", "test")
@@ -82,6 +96,21 @@ def eval_crps(metrics: Path) -> dict[str, float]:
     ]
     rows = table[(table["metric"] == "crps") & table[qualifiers].isna().all(axis=1)]
     return {str(model): float(value) for model, value in zip(rows["model"], rows["value"], strict=True)}
+
+
+def model_rows(metrics: Path) -> dict[str, dict[str, float]]:
+    """stride-eval's headline CRPS, wet frequency, p99 and mean wet intensity of every model and baseline
+    (and the truth's occurrence), so the climatology and qdm baselines are read as the model is."""
+    table = pd.read_parquet(metrics)
+    qualifiers = [
+        c for c in ("date", "threshold", "scale", "quantile", "lag", "bin", "wavenumber") if c in table
+    ]
+    names = ("crps", "wet_freq", "p99", "wet_mean_intensity")
+    rows = table[table["metric"].isin(names) & table[qualifiers].isna().all(axis=1)]
+    out: dict[str, dict[str, float]] = {}
+    for model, metric, value in zip(rows["model"], rows["metric"], rows["value"], strict=True):
+        out.setdefault(str(model), {})[str(metric)] = float(value)
+    return out
 
 
 def gate_reliability(checkpoint: Path, dataset: Path) -> dict[str, Any]:
@@ -123,13 +152,33 @@ def score(samples: Path, metrics: Path, generate_log: Path) -> dict[str, Any]:
         crps_skill_vs_climatology=1 - model / clim,
         intensity_bound=bound_share(generate_log),
     )
+    baselines = model_rows(metrics)
+    for name, row in baselines.items():
+        if "crps" in row and name != "stride":
+            row["stride_crps_skill_vs_this"] = 1 - model / row["crps"]
     bar = {
         "wet_freq_within_15pct": ensemble["wet_freq_error"] <= WET_FREQ_TOLERANCE,
         "p99_within_20pct": ensemble["p99_error"] <= P99_TOLERANCE,
         "crps_below_climatology": model < clim,
     }
     bar["pass"] = all(bar.values())
-    return {"truth": reference, "ensemble": ensemble, "climatology_crps": clim, "bar": bar}
+    return {
+        "truth": reference,
+        "ensemble": ensemble,
+        "climatology_crps": clim,
+        "eval_models": baselines,
+        "bar": bar,
+    }
+
+
+def recorded_cases(results: Path) -> dict[str, Any]:
+    """The configurations already in the JSON report (each from its own run; a run replaces only its own).
+
+    A report from before --case (one configuration, no "cases" key) is the t2m configuration's."""
+    if not results.is_file():
+        return {}
+    recorded = json.loads(results.read_text())
+    return dict(recorded["cases"]) if "cases" in recorded else {"t2m": recorded}
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -153,6 +202,15 @@ def print_table(results: dict[str, Any]) -> None:
             f"{'PASS' if bar['pass'] else 'FAIL'} ({marks}; wet {ens['wet_freq'] / truth['wet_freq'] - 1:+.0%}, "
             f"p99 {ens['p99'] / truth['p99'] - 1:+.0%})"
         )
+        for name, base in row["eval_models"].items():
+            if name in ("stride", "truth") or "crps" not in base:
+                continue
+            print(
+                f"{split:<5} {name:<9} {base.get('wet_freq', float('nan')):9.4f} "
+                f"{base.get('wet_mean_intensity', float('nan')):9.3f} {base.get('p99', float('nan')):7.3f} "
+                f"{base['crps']:8.4f} {'':>9} {'':>7}  STRIDE skill vs {name}: "
+                f"{base['stride_crps_skill_vs_this']:+.3f}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,8 +222,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="extra stride-train --set override (repeatable), e.g. training.steps=600",
     )
+    parser.add_argument(
+        "--case",
+        choices=sorted(CASES),
+        default="t2m",
+        help="configuration: t2m (ARPEGE t2m only) or tp (coarsened tp + ARPEGE t2m); default t2m",
+    )
     args = parser.parse_args(argv)
-    out: Path = args.out
+    data_config, baselines, title, case_train = CASES[args.case]
+    # Each configuration runs in its own folder (t2m keeps the folder of the runs before --case existed).
+    out: Path = (
+        args.out if args.out != DEFAULT_OUT or args.case == "t2m" else DEFAULT_OUT.with_name("pp_case_tp")
+    )
     logs, env = stage_environment(out, args.threads)
     env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'mlflow.db'}")
 
@@ -177,13 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"perfect-prognosis case -> {out} (load {load_start})", flush=True)
     train = [tool("train"), "--config", str(CONFIGS / "train_pp.yaml"), "--dataset", str(dataset)]
     train += ["--stats", str(stats), "--out", str(checkpoint), "--set", f"training.threads={args.threads}"]
-    for override in args.train_set:
+    for override in [*case_train, *args.train_set]:
         train += ["--set", override]
     stages = {
         "build": run_stage(
             "build",
             dataset,
-            [tool("data"), "build", "--config", str(DATA_CONFIG), "--out", str(dataset)],
+            [tool("data"), "build", "--config", str(data_config), "--out", str(dataset)],
             env,
             logs,
         ),
@@ -201,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         stages[f"generate_{split}"] = run_stage(f"generate_{split}", samples, generate, env, logs)
         evaluate = [tool("eval"), "--samples", str(samples), "--out", str(metrics)]
         evaluate += ["--set", f"families={EVAL_FAMILIES}", "--set", f"wet_threshold={WET}"]
+        evaluate += ["--set", f"baselines={baselines}"]
         stages[f"eval_{split}"] = run_stage(f"eval_{split}", metrics, evaluate, env, logs)
         results[split] = score(samples, metrics, Path(stages[f"generate_{split}"]["log"]))
     calibration = gate_reliability(checkpoint, dataset)
@@ -210,18 +279,26 @@ def main(argv: list[str] | None = None) -> int:
             f"gate on {split:<5}: mean P(wet) {row['mean_p']:.4f}, truth wet frequency {row['wet_freq']:.4f}"
         )
 
+    skipped = [name for name, s in stages.items() if s["cpu_s"] is None]
+    # A stage skipped because its output exists keeps the times of the run that made it, as recorded.
+    made = recorded_cases(args.results).get(args.case, {})
+    for name in skipped:
+        earlier = made.get("stages", {}).get(name, {})
+        if earlier.get("cpu_s") is not None and earlier.get("command") == stages[name]["command"]:
+            stages[name] = {**earlier, "measured_in_run_of": made.get("created_utc")}
     measured = [s for s in stages.values() if s["cpu_s"] is not None]
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     dirty = bool(
         subprocess.run(
-            ["git", "status", "--porcelain", "--", "bench/pp_case.py", "configs/pp"],
+            ["git", "status", "--porcelain", "--", "bench/pp_case.py", "configs/pp", str(data_config)],
             cwd=ROOT,
             capture_output=True,
             text=True,
         ).stdout
     )
     report = {
-        "benchmark": "perfect-prognosis precipitation case (issue 9 bar): AROME tp <- ARPEGE t2m",
+        "benchmark": f"perfect-prognosis precipitation case (issue 9 bar): {title}",
+        "case": args.case,
         "command": shlex.join(["python", "bench/pp_case.py", *(argv if argv is not None else sys.argv[1:])]),
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical CPUs, "
@@ -229,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         "git": {"commit": commit.strip(), "pp_files_dirty": dirty},
         "load_average_1_5_15": {"start": load_start, "end": load()},
         "wall_s_total": time.perf_counter() - wall_start,
-        "cpu_s_stages_run": sum(s["cpu_s"] for s in measured),
-        "stages_skipped": [name for name, s in stages.items() if s["cpu_s"] is None],
+        "cpu_s_stages_run": sum(s["cpu_s"] for s in measured),  # with those measured earlier (skipped)
+        "stages_skipped": skipped,
         "wet_threshold_mm_h": WET,
         "criteria": {
             "wet_freq_within_15pct": "|wet_freq - truth| / truth <= 0.15",
@@ -243,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
     staging = args.results.with_suffix(".json.tmp")
-    staging.write_text(json.dumps(report, indent=2) + "\n")
+    staging.write_text(
+        json.dumps({"cases": {**recorded_cases(args.results), args.case: report}}, indent=2) + "\n"
+    )
     staging.replace(args.results)
     print(
         f"\nwrote {args.results} ({report['wall_s_total']:.0f} s wall, {report['cpu_s_stages_run']:.0f} s CPU)"

@@ -17,7 +17,8 @@ AROME hourly precipitation predicted from ARPEGE 2 m temperature, whose predicto
 (configs/meteonet_nw.yaml, trained with configs/pp/train_pp.yaml at smoke budget). Scored on the val hours
 (17-20 h, wet 0.11), which the training hours' climate covers (wet 0.01-0.12); the test hours (21-24 h, wet 0.19
 to 0.28, wetter than any training hour) are a climate shift the t2m predictor does not carry, reported by
-bench/pp_case.py.
+bench/pp_case.py. The same check runs on the second configuration, whose LR inputs add AROME tp coarsened
+4 x 4 (configs/meteonet_nw_tp.yaml, the stand-in for a reanalysis precipitation predictor).
 """
 
 from __future__ import annotations
@@ -73,18 +74,25 @@ def dry_chain(tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str])
     return out
 
 
-@pytest.fixture(scope="module")
-def pp_chain(tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str]) -> Path:
+# The two perfect-prognosis configurations of bench/pp_case.py: t2m (ARPEGE t2m only) and tp (AROME tp
+# coarsened 4 x 4 onto the LR grid, the stand-in for a reanalysis precipitation, + ARPEGE t2m).
+PP_CONFIGS = {"t2m": "configs/meteonet_nw.yaml", "tp": "configs/meteonet_nw_tp.yaml"}
+
+
+@pytest.fixture(scope="module", params=sorted(PP_CONFIGS))
+def pp_chain(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str]
+) -> Path:
     missing = [name for name in METEONET if not (DATA / name).is_file()]
     if missing:
         pytest.fail(
             f"real sample data missing: {', '.join(str(DATA / name) for name in missing)} (public source: "
             f"meteofrance/meteonet data_samples/weather_models, see the data README)"
         )
-    out = tmp_path_factory.mktemp("pp")
+    out = tmp_path_factory.mktemp(f"pp_{request.param}")
     commands = chain_commands(
         out,
-        data=["--config", "configs/meteonet_nw.yaml"],
+        data=["--config", PP_CONFIGS[request.param]],
         train=[
             "--config",
             "configs/pp/train_pp.yaml",
