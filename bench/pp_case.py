@@ -1,6 +1,13 @@
-"""The perfect-prognosis case of issue 9's bar: AROME hourly precipitation downscaled from ARPEGE 2 m temperature.
+"""The perfect-prognosis cases of issue 9's bar: AROME hourly precipitation from ARPEGE t2m (+ coarsened tp).
 
-The predictors are independent of the target: the LR input is another model's field of another variable
+Two configurations (--case; `make bench-pp-case` runs both, each into its own entry of the JSON report):
+- tp (configs/meteonet_nw_tp.yaml): LR inputs AROME tp block-averaged 4 x 4 onto the LR grid (stride-data
+  coarsened_dynamic; the stand-in for a reanalysis large-scale precipitation, which ../shared/data lacks) and
+  ARPEGE t2m; the target is an LR input, so stride-eval also scores the qdm (xsdba) and bicubic baselines;
+  trained with rain weighting on the LR precip.
+- t2m (configs/meteonet_nw.yaml), described below.
+
+In the t2m case the predictors are independent of the target: the LR input is another model's field of another variable
 (ARPEGE t2m at 0.1 deg, configs/meteonet_nw.yaml's lr_source), not a coarsened copy of the target (AROME `tp`,
 227 x 315 at 0.025 deg over north-west France, 2018-05-01 01:00 to 05-02 00:00; train 01-16 h, val 17-20 h,
 test 21-24 h). The CLI chain runs as subprocesses of the installed tools (.venv/bin/stride-*): stride-data
@@ -19,6 +26,7 @@ The bar: wet frequency within 15% of the truth's, p99 within 20%, CRPS below the
 Prints a table and writes bench/results/pp_case.json (with the machine's load, wall and CPU time).
 
     python bench/pp_case.py                     # -> /tmp/precip/pp_case
+    python bench/pp_case.py --case tp           # -> /tmp/precip/pp_case_tp
     python bench/pp_case.py --out /tmp/pp2 --threads 1
 """
 
