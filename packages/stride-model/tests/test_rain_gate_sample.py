@@ -123,8 +123,13 @@ def test_hurdle_wet_frequency_follows_the_probability_whatever_the_diffusion_rai
     drawn_wet = hurdle > 0
     assert torch.equal(drawn_wet[..., 11:], sample[..., 11:] > 0)
     assert torch.equal(hurdle[..., 11:], sample[..., 11:])
+    # Lifted pixels take the member's own wet values (0.5 + drizzle here), or the floor with wet_fill="floor".
     lifted = hurdle[..., :11][drawn_wet[..., :11]]
-    assert lifted.unique().tolist() == [float(np.nextafter(np.float32(0.1), np.float32(1)))]
+    assert lifted.min() >= 0.5 and lifted.max() <= 0.6
+    floor = apply_rain_gate(members, logits, "hurdle", seeds, length, wet_threshold=0.1, wet_fill="floor")
+    assert torch.equal(floor > 0, drawn_wet)
+    lifted_floor = floor[..., :11][drawn_wet[..., :11]]
+    assert lifted_floor.unique().tolist() == [float(np.nextafter(np.float32(0.1), np.float32(1)))]
     assert (hurdle[~drawn_wet] == 0).all()
 
 

@@ -30,6 +30,7 @@ from stride_generate.sampling import choose_weights, load_model, sample_dates, t
 from stride_generate.seeds import SEED_RULE, date_key, seed_table
 from stride_generate.store import SamplesStore, StoreLayout, ensemble_fields
 from stride_model.adapter import DownscalingDataset, batch_to, collate_samples
+from stride_model.rain_gate import FillTally
 
 log = get_logger("stride-generate")
 
@@ -221,11 +222,18 @@ def generate_on_rank(config: GenerateConfig, run: RunContext, ranks: Ranks) -> N
     )
     if bound is None and config.intensity_bound.multiple is not None:
         log.info("%s carries no training statistics: members are not bounded", config.checkpoint)
+    fill_tally = FillTally()
     for start in progress(pending, total=len(pending), desc="date chunks"):
         stop = min(start + config.dates_per_chunk, n_dates)
         batch = collate_samples([adapter[int(i)] for i in samples[start:stop]])
         values = sample_dates(
-            model, checkpoint, transforms, batch_to(batch, device), seeds[start:stop].tolist(), config
+            model,
+            checkpoint,
+            transforms,
+            batch_to(batch, device),
+            seeds[start:stop].tolist(),
+            config,
+            fill_tally,
         )
         if not np.isfinite(values).all():
             raise StrideError(
@@ -272,6 +280,16 @@ def generate_on_rank(config: GenerateConfig, run: RunContext, ranks: Ranks) -> N
     if bound is not None and bound.values:  # the dates sampled by this job (a resumed job counts its own)
         bound.log(log)
         run.log_metrics(bound.metrics())
+    if (
+        fill_tally.wet
+    ):  # the share of hurdle-wet values whose intensity the gate filled (rain_gate.fill_lifted)
+        log.info(
+            "rain gate: %.3f of %d wet values had their intensity filled (wet_fill %s)",
+            fill_tally.share,
+            fill_tally.wet,
+            config.rain_gate.wet_fill,
+        )
+        run.log_metrics({"rain_gate.filled_share": fill_tally.share})
     log.info("wrote %s (%d dates x %d members)", config.output, n_dates, members)
 
 

@@ -17,6 +17,7 @@ from stride_core.transforms import VariableTransforms
 from stride_generate.config import GenerateConfig
 from stride_model import assemble_conditioning, build_model, load_into
 from stride_model.members import physical_members
+from stride_model.rain_gate import FillTally
 from stride_model.sampling import Tiling, auto_tiling, sampler_kwargs
 
 log = get_logger("stride-generate")
@@ -67,8 +68,11 @@ def sample_dates(
     batch: dict[str, Any],
     seeds: list[list[int]],
     config: GenerateConfig,
+    fill_tally: FillTally | None = None,
 ) -> np.ndarray:
     """Members [dates, members, C_out, H, W] in physical units for a contract-A batch of whole-domain dates.
+
+    fill_tally (optional) counts the hurdle-wet pixels whose intensity the RainGate filled.
 
     Dates are sampled one at a time: a network call then holds the members of one date only, always split
     the same way, so a member is bit-identical in any run that contains its date (CPU convolution kernels
@@ -86,6 +90,8 @@ def sample_dates(
             transforms,
             rain_gate=config.rain_gate.rule,
             rain_gate_length=config.rain_gate.length,
+            wet_fill=config.rain_gate.wet_fill,
+            fill_tally=fill_tally,
             **sampler_kwargs(config.sampler),
             batch_size=config.batch_size,
             tiling=tiling,

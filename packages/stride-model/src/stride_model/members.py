@@ -11,7 +11,15 @@ from numpy.typing import NDArray
 from stride_contracts.checkpoint import ModelSpec
 from stride_core.transforms import VariableTransforms
 from stride_model.conditioning import Conditioning
-from stride_model.rain_gate import DEFAULT_GATE_LENGTH, DEFAULT_GATE_RULE, RainGateRule, apply_rain_gate
+from stride_model.rain_gate import (
+    DEFAULT_GATE_LENGTH,
+    DEFAULT_GATE_RULE,
+    DEFAULT_WET_FILL,
+    FillTally,
+    RainGateRule,
+    WetFill,
+    apply_rain_gate,
+)
 from stride_model.sampler import sample_ensemble
 from stride_model.sampling import predict
 
@@ -25,6 +33,8 @@ def physical_members(
     transforms: VariableTransforms,
     rain_gate: RainGateRule = DEFAULT_GATE_RULE,
     rain_gate_length: float = DEFAULT_GATE_LENGTH,
+    wet_fill: WetFill = DEFAULT_WET_FILL,
+    fill_tally: FillTally | None = None,
     **sampler: Any,
 ) -> NDArray[np.float32]:
     """Members [B, M, C_out, H, W] in physical units; a regression model gives its one prediction (M = 1).
@@ -34,7 +44,8 @@ def physical_members(
     (the default, as in stride-generate, so the inline evaluation scores what generation emits) each member
     draws them from P(wet) with a generator of its own seed (correlation length rain_gate_length HR pixels),
     so member k depends on seeds[b][k] alone, and "hurdle" lifts the drawn-wet pixels to at least the gate's
-    wet threshold (spec.rain_gate_threshold); "none" keeps the members as sampled. The gate sees only the
+    wet threshold (spec.rain_gate_threshold), the lifted pixels taking the member's own wet intensities
+    (wet_fill, rain_gate.fill_lifted; fill_tally counts them); "none" keeps the members as sampled. The gate sees only the
     conditioning, so its probabilities are evaluated once per date.
     """
     tiling = sampler.get("tiling")  # a domain larger than the patch: the network sees tiles only
@@ -47,12 +58,16 @@ def physical_members(
         # A regression model has one member and no member seeds of its own: it keeps the calibrated-by-
         # construction threshold rule unless asked otherwise with seeds that match.
         rule: RainGateRule = "threshold" if spec.kind == "regression" else rain_gate
-        members = apply_rain_gate(
+        gated = apply_rain_gate(
             members,
             predict(model.rain_gate_logits, cond, tiling).float().cpu(),
             rule=rule,
             seeds=seeds,
             length=rain_gate_length,
             wet_threshold=spec.rain_gate_threshold,
+            wet_fill=wet_fill,
         )
+        if fill_tally is not None and rule == "hurdle" and spec.rain_gate_threshold is not None:
+            fill_tally.add(members, gated, spec.rain_gate_threshold)
+        members = gated
     return members.numpy().astype(np.float32, copy=False)
