@@ -41,6 +41,12 @@ fair CRPS 0.0284 (skill 0.52 against the climatological ensemble; 0.0293 for "sa
 "threshold"); its cost is the mean wet intensity, 0.30 against 0.35 mm/h, as the lifted pixels sit at the
 threshold. Training the diffusion on intensity given wet (dry pixels out of the loss) would be the other half
 of a hurdle model; it is not done.
+
+The lifted pixels' intensity (wet_fill, fill_lifted): on the pp case (MeteoNet AROME tp from ARPEGE t2m,
+600-step checkpoint, val, 4 dates x 4 members) 98.4% of the hurdle's wet values are lifted. With the floor
+the ensemble's mean wet intensity is 0.104 and its p99 0.100 mm/h against 0.350 and 0.752 in the truth; with
+"own_wet" 0.351 and 0.879 (fair CRPS 0.0421 against 0.0411 with the floor and 0.0350 for climatology: the
+gate still rains in the wrong places, wet frequency 0.172 against 0.107).
 """
 
 from __future__ import annotations
