@@ -71,6 +71,7 @@ VARIANTS = {
 P_BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 """Bins of P(wet) for the gate's reliability table."""
 BOUND_LINE = re.compile(r"intensity bound precip: \[(\S+), (\S+)\]; clipped (\S+)% of values above")
+FILL_LINE = re.compile(r"rain gate: (\S+) of (\d+) wet values had their intensity filled \(wet_fill (\w+)\)")
 
 
 def run_stage(
@@ -121,6 +122,14 @@ def bound_share(log_file: Path) -> dict[str, float] | None:
     if match is None:
         return None
     return {"low": float(match[1]), "high": float(match[2]), "share_clipped_high": float(match[3]) / 100}
+
+
+def filled_share(log_file: Path) -> dict[str, Any] | None:
+    """The share of hurdle-wet values whose intensity the RainGate filled, as stride-generate logged it."""
+    match = FILL_LINE.search(log_file.read_text()) if log_file.is_file() else None
+    if match is None:
+        return None
+    return {"share": float(match[1]), "wet_values": int(match[2]), "wet_fill": match[3]}
 
 
 def split_batch(

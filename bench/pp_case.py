@@ -54,6 +54,7 @@ from dry_case import (
     WET,
     WET_FREQ_TOLERANCE,
     bound_share,
+    filled_share,
     gate_logits,
     occurrence,
     relative_error,
@@ -144,11 +145,13 @@ def score(samples: Path, metrics: Path, generate_log: Path) -> dict[str, Any]:
     valid = np.broadcast_to(np.isfinite(truth)[:, None], members.shape)
     reference = occurrence(truth)
     ensemble: dict[str, Any] = dict(occurrence(np.where(valid, members, np.nan)))
-    # Wet member values the hurdle lifted to the float32 just above the threshold: drawn wet by the gate where
-    # the diffusion member was dry (intensity given wet that the diffusion did not supply).
+    # Wet member values at the float32 just above the threshold: drawn wet by the gate where the diffusion
+    # member was dry and given the floor (wet_fill floor, or a member with no wet value of its own to hand out).
     floor = np.nextafter(np.float32(WET), np.float32(np.inf))
     wet_values = members[valid & (members > WET)]
-    ensemble["share_wet_lifted"] = float(np.mean(wet_values == floor)) if wet_values.size else 0.0
+    ensemble["share_wet_floor"] = float(np.mean(wet_values == floor)) if wet_values.size else 0.0
+    # Those drawn wet where the diffusion was dry, whatever intensity they got (stride-generate's log line).
+    ensemble["rain_gate_fill"] = filled_share(generate_log)
     crps = eval_crps(metrics)
     model, clim = crps["stride"], crps["climatology"]
     ensemble.update(
