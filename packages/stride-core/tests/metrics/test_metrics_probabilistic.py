@@ -177,6 +177,32 @@ def test_crps_fair_compiled_kernel_equals_numpy_network(m: int, monkeypatch: pyt
     np.testing.assert_allclose(compiled, network, rtol=1e-12, atol=1e-12)
 
 
+def test_crps_fair_without_numba_takes_the_numpy_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    # numba is stride-core's optional `fast` extra: where it is not installed (the data, generate, plot and
+    # train images) no kernel is asked for and the scores still equal the brute force.
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "numba" else real_find_spec(name, *a)
+    )
+    probabilistic._crps_kernel.numba_available.cache_clear()
+    try:
+        assert probabilistic._crps_kernel.crps_fair_kernel(8, probabilistic._sorting_network(8)) is None
+        rng = np.random.default_rng(7)
+        truth = rng.gamma(0.5, 2.0, size=(3, 9)).astype(np.float32)
+        members = (truth[:, None] + rng.normal(size=(3, 8, 9))).astype(np.float32)
+        scores = crps_ensemble_fair(members, truth, member_axis=1)
+        expected = crps_fair_brute_force(
+            np.moveaxis(members, 1, 0).astype(np.float64), truth.astype(np.float64)
+        )
+        np.testing.assert_allclose(scores, expected, rtol=1e-12, atol=1e-12)
+    finally:
+        monkeypatch.undo()
+        probabilistic._crps_kernel.numba_available.cache_clear()
+    assert probabilistic._crps_kernel.numba_available() == (real_find_spec("numba") is not None)
+
+
 def test_crps_fair_kernel_source_is_cached_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRIDE_KERNEL_CACHE", str(tmp_path))
     network = probabilistic._sorting_network(3)

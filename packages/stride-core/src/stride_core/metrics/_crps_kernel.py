@@ -8,7 +8,8 @@ comparator a register min/max; the numpy fallback instead makes one pass over me
 The source is generated per m and compiled by numba (maintained, the JIT compiler of the scientific
 Python stack; properscoring, the reference, uses it too), which caches the machine code on disk beside
 the generated module (`kernel_cache_dir`), so a size compiles once per machine (about 3 CPU s for
-m = 16). bench/eval_speed.py: about 4x the numpy network.
+m = 16). bench/eval_speed.py: about 4x the numpy network. numba is stride-core's optional `fast` extra
+(stride-eval and stride-stats install it); where it is absent every size takes the numpy network.
 
 The score, with S_k the sorted members:
 
@@ -49,9 +50,15 @@ def kernel_cache_dir() -> Path:
     return Path(base) / "stride" / "kernels"
 
 
+@functools.cache
+def numba_available() -> bool:
+    """Whether numba (stride-core's `fast` extra) is installed: without it no kernel is compiled."""
+    return importlib.util.find_spec("numba") is not None
+
+
 def crps_fair_kernel(m: int, sorting_network: tuple[tuple[int, int], ...]) -> Callable[..., Any] | None:
-    """The compiled kernel `kernel(members[m, n] f32, obs[n] f32, out[n] f64)` (all C-contiguous: strided members are not vectorised), or None when m is out of range."""
-    if not 2 <= m <= KERNEL_MAX_MEMBERS:
+    """The compiled kernel `kernel(members[m, n] f32, obs[n] f32, out[n] f64)` (all C-contiguous: strided members are not vectorised), or None when m is out of range or numba is not installed."""
+    if not 2 <= m <= KERNEL_MAX_MEMBERS or not numba_available():
         return None
     return _compiled(m, sorting_network)
 
