@@ -71,3 +71,17 @@ def test_hurdle_fill_is_deterministic_per_seed_keeps_exact_zeros_and_wet_frequen
     assert torch.equal(alone[0, 0], own[1, 2])
     share = lifted_share(members, own, THRESHOLD)
     assert 0.5 < share < 1.0
+
+
+def test_fill_takes_more_wet_values_than_torch_quantile_accepts() -> None:
+    # torch.quantile refuses inputs of more than 2**24 values; a large wet domain has that many wet pixels.
+    side = 4097  # 4097**2 > 2**24
+    member = torch.full((1, side, side), 2.0)
+    member[0, 0, : side // 2] = 4.0
+    lifted = torch.zeros_like(member, dtype=torch.bool)
+    lifted[0, -1, :4] = True
+    member[lifted] = torch.tensor([0.05, 0.0, 0.09, 0.02])
+    filled = fill_lifted(member, lifted, threshold=0.1)
+    # Mid-rank levels (i + 0.5) / 4 of a field that is 2 on all but 2048 pixels: every fill is 2.
+    np.testing.assert_array_equal(filled[lifted].numpy(), np.full(4, 2.0, dtype=np.float32))
+    assert torch.equal(filled[~lifted], member[~lifted])

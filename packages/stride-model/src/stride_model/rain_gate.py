@@ -231,10 +231,12 @@ def fill_lifted(member: Tensor, lifted: Tensor, threshold: float) -> Tensor:
             out[c][mask] = floor
             continue
         order = torch.argsort(member[c][mask].to(torch.float64), stable=True)
-        levels = (torch.arange(n, dtype=torch.float64) + 0.5) / n
-        quantiles = torch.quantile(wet_values.to(torch.float64).cpu(), levels).to(member.dtype)
+        levels = (np.arange(n, dtype=np.float64) + 0.5) / n
+        # numpy's quantile (the same linear interpolation as torch's), as torch.quantile refuses inputs of
+        # more than 2**24 values: a large, mostly wet domain has more wet pixels than that.
+        quantiles = np.quantile(wet_values.to(torch.float64).cpu().numpy(), levels)
         filled = torch.empty(n, dtype=member.dtype)
-        filled[order.cpu()] = quantiles
+        filled[order.cpu()] = torch.from_numpy(quantiles).to(member.dtype)
         out[c][mask] = filled.clamp(min=floor).to(member.device)
     return out
 
