@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,11 @@ import pandas as pd
 import pytest
 
 from stride_contracts import METRIC_QUALIFIERS
+from stride_core.metrics import dry_spell_lengths
 from stride_eval.cli import main
+from stride_eval.families import REGISTRY
+from stride_eval.families.distributions import MAX_SPELL, DrySpellSums
+from stride_eval.inputs import EvalInputs, Prediction, masked_inputs
 
 
 def headline(path: Path) -> dict[tuple[str, str], float]:
@@ -225,3 +230,112 @@ def test_streamed_reliability_crpss_and_wet_intensity_error_equal_the_in_memory_
     assert set(a.index.get_level_values("metric")) == set(metrics)
     assert a.index.equals(b.index)
     np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-9, atol=1e-12)
+
+
+def spell_inputs(truth: np.ndarray, members: np.ndarray, times: pd.DatetimeIndex) -> EvalInputs:
+    prediction = Prediction(point=members.mean(axis=1), members=members)
+    return masked_inputs(
+        EvalInputs(
+            variable="precip",
+            units="mm day-1",
+            times=times,
+            truth=truth,
+            predictions={"stride": prediction},
+            positive_definite=True,
+        )
+    )
+
+
+def spell_rows(inputs: EvalInputs, chunk: int) -> dict[tuple[str, str, float | None], float]:
+    """Dry-spell rows of `inputs` fed to DrySpellSums `chunk` dates at a time."""
+    sums = DrySpellSums(inputs)
+    for start in range(0, len(inputs.times), chunk):
+        part = slice(start, start + chunk)
+        predictions = {
+            name: Prediction(point=p.point[part], members=None if p.members is None else p.members[part])
+            for name, p in inputs.predictions.items()
+        }
+        sums.update(
+            replace(inputs, times=inputs.times[part], truth=inputs.truth[part], predictions=predictions)
+        )
+    return {(r.model, r.metric, r.bin): r.value for r in sums.rows()}
+
+
+def test_dry_spells_by_hand_across_chunks_gaps_and_invalid_steps() -> None:
+    # Dates: Jan 1-6 consecutive, Jan 9 alone (no spell), Jan 11-13 consecutive. [time, H=1, W=2].
+    times = pd.date_range("2020-01-01", periods=6, freq="D").append(
+        pd.DatetimeIndex(["2020-01-09", "2020-01-11", "2020-01-12", "2020-01-13"])
+    )
+    pixel_0 = [0, 0, 0, 5, 0, 0, 0, 0, 0, 5]  # dry 3, wet, dry 2 (ends at the gap) | alone | dry 2, wet
+    pixel_1 = [5, 0, 0, 0, 0, 0, 0, 0, np.nan, 0]  # wet, dry 5 | alone | dry 1, invalid, dry 1
+    truth = np.array([pixel_0, pixel_1], dtype=np.float32).T[:, None, :]
+    # Member 0 dry everywhere (NaN where the truth is): 6, 3 at pixel 0 and 6, 1, 1 at pixel 1. Member 1 wet.
+    members = np.stack([np.zeros_like(truth), np.full_like(truth, 5.0)], axis=1)
+    expected = {
+        "truth": (14 / 6, {1: 2 / 6, 2: 2 / 6, 3: 1 / 6, 5: 1 / 6}),
+        "stride": (17 / 5, {1: 2 / 5, 3: 1 / 5, 6: 2 / 5}),
+    }
+    inputs = spell_inputs(truth, members, times)
+    for chunk in (1, 2, 3, 4, 10):
+        rows = spell_rows(inputs, chunk)
+        for model, (mean, shares) in expected.items():
+            assert rows[(model, "dry_spell_mean", None)] == pytest.approx(mean, rel=1e-12), (chunk, model)
+            hist = {
+                int(b): v for (m, metric, b), v in rows.items() if m == model and metric == "dry_spell_hist"
+            }
+            assert hist == pytest.approx(shares, rel=1e-12), (chunk, model)
+    # The in-memory family writes the same rows.
+    family = {
+        (r.model, r.metric, r.bin): r.value
+        for r in REGISTRY["distributions"](inputs)
+        if r.metric.startswith("dry_spell")
+    }
+    assert family == spell_rows(inputs, 3)
+
+
+def test_streamed_dry_spells_equal_the_in_memory_rows(
+    tmp_path: Path, write_samples: Callable[..., Path]
+) -> None:
+    # Mostly dry daily precipitation over 40 dates: spells much longer than the chunks of 3 and 7 dates, a
+    # fully dry strip whose 40-date spells fall in the last bin (MAX_SPELL), NaN truth on another strip.
+    rng = np.random.default_rng(8)
+    n_times, n_members, size = 40, 3, 16
+    truth = (rng.gamma(0.7, 2.0, (n_times, size, size)) * (rng.random((n_times, size, size)) > 0.8)).astype(
+        np.float32
+    )
+    truth[:, :, :2] = 0.0
+    truth[:, :3] = np.nan
+    members = (truth[:, None] * rng.lognormal(0, 0.5, (n_times, n_members, size, size))).astype(np.float32)
+    members[:, :, 5:8] *= rng.random((n_times, n_members, 3, size)) > 0.5  # members drier than the truth
+    members = np.where(np.isnan(members), 0.0, members).astype(np.float32)
+    store = write_samples(tmp_path / "s.zarr", members, truth, variable="precip", units="mm day-1")
+    settings = ["--set", "families=[distributions]", "--set", "baselines=[bicubic]"]
+    whole = tmp_path / "whole.parquet"
+    assert main(["--samples", str(store), "--out", str(whole), *settings]) == 0
+    keys = ["model", "metric", "bin"]
+
+    def spells(path: Path) -> pd.Series:
+        table = pd.read_parquet(path)
+        return table[table["metric"].str.startswith("dry_spell")].set_index(keys)["value"].sort_index()
+
+    a = spells(whole)
+    assert {"truth", "stride", "bicubic"} <= set(a.index.get_level_values("model"))
+    assert a[("truth", "dry_spell_hist", float(MAX_SPELL))] > 0  # the always-dry strip
+    # The truth's rows against stride_core's run-length kernel over the whole series.
+    lengths = dry_spell_lengths(truth.reshape(n_times, -1), threshold=0.1, axis=0)
+    assert a[("truth", "dry_spell_mean", np.nan)] == pytest.approx(lengths.mean(), rel=1e-12)
+    shares = np.bincount(np.minimum(lengths, MAX_SPELL), minlength=MAX_SPELL + 1)[1:] / lengths.size
+    truth_hist = a.xs(("truth", "dry_spell_hist"), level=("model", "metric"))
+    np.testing.assert_allclose(truth_hist.to_numpy(), shares[shares > 0], rtol=1e-12)
+    assert (lengths > 7).mean() > 0.2  # many spells cross the chunk boundaries below
+    for chunk in (3, 7):
+        streamed = tmp_path / f"streamed{chunk}.parquet"
+        assert (
+            main(
+                ["--samples", str(store), "--out", str(streamed), *settings, "--set", f"chunk_dates={chunk}"]
+            )
+            == 0
+        )
+        b = spells(streamed)
+        assert a.index.equals(b.index), chunk
+        np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-12, atol=0)

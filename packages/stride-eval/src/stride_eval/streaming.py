@@ -15,10 +15,11 @@ and only running sums survive a chunk. Rows have the names of the in-memory fami
 - scale, spatial and temporal: their own sums (`ScaleSums`, `SpatialSums`, `TemporalSums`), exact (power
   spectra weighted by their fields, pooled scores; per-pixel error and correlation sums, FSS and
   semivariogram sums; lag-k pair sums with the previous chunk's last dates kept);
-- distributions: histogram, qq, wasserstein, perkins, wet_freq, p99, wet_mean_intensity. Here Wasserstein-1,
-  the models' qq quantiles and p99 come from a histogram of STREAM_BINS bins over the truth's range (values beyond it in the end
-  bins), so they are exact to within one bin width ((max - min) / STREAM_BINS); the in-memory family's
-  are exact.
+- distributions: histogram, qq, wasserstein, perkins, wet_freq, p99, wet_mean_intensity, and the dry-spell
+  lengths exactly (`DrySpellSums`: the spell open at each pixel and member carried from chunk to chunk).
+  Here Wasserstein-1, the models' qq quantiles and p99 come from a histogram of STREAM_BINS bins over the
+  truth's range (values beyond it in the end bins), so they are exact to within one bin width
+  ((max - min) / STREAM_BINS); the in-memory family's are exact.
 
 Every sum skips NaN truth, like the in-memory kernels, so both paths agree (a test holds them equal).
 """
@@ -45,7 +46,7 @@ from stride_core.metrics import (
 from stride_eval.families import REGISTRY
 from stride_eval.families.base import finite
 from stride_eval.families.dates import DatesRows
-from stride_eval.families.distributions import QQ_LEVELS
+from stride_eval.families.distributions import QQ_LEVELS, DrySpellSums
 from stride_eval.families.extremes import ExtremesSums, histogram_quantile
 from stride_eval.families.features import FeaturesSums
 from stride_eval.families.occurrence import QUANTILE, upper_quantile, wet_frequency
@@ -67,7 +68,7 @@ STREAMING_FAMILIES = (
     "spatial",
     "temporal",
 )
-Accumulator = DatesRows | ExtremesSums | FeaturesSums | ScaleSums | SpatialSums | TemporalSums
+Accumulator = DatesRows | DrySpellSums | ExtremesSums | FeaturesSums | ScaleSums | SpatialSums | TemporalSums
 STREAM_BINS = 2000
 """Fine bins of the streamed value histograms (Wasserstein-1, p99)."""
 
@@ -112,6 +113,7 @@ class StreamingEvaluation:
             "features": FeaturesSums,
             "extremes": lambda t: ExtremesSums(t, self.fine_edges),
             "dates": DatesRows,
+            "distributions": DrySpellSums,
             "scale": ScaleSums,
             "spatial": SpatialSums,
             "temporal": TemporalSums,

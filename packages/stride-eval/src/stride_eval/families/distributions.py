@@ -17,7 +17,6 @@ from matplotlib.figure import Figure
 from stride_contracts import MetricRow
 from stride_core.maps import new_figure, with_units
 from stride_core.metrics import (
-    dry_spell_lengths,
     perkins_skill_score,
     quantiles,
     relative_histogram,
@@ -33,19 +32,104 @@ MAX_SPELL = 30
 """Dry spells of MAX_SPELL steps or longer share the last histogram bin."""
 
 
-def consecutive_segments(inputs: EvalInputs) -> list[slice]:
-    """Runs of dates one step apart (at least 2 dates each)."""
+def segment_starts(inputs: EvalInputs) -> tuple[np.ndarray, np.ndarray]:
+    """Per date: whether it starts a run of dates one step apart, and whether that run has at least 2 dates
+    (dry spells are counted only over such runs)."""
     first, second = inputs.consecutive_pairs(1)
-    breaks = np.ones(len(inputs.times), dtype=bool)  # breaks[i]: date i starts a new segment
-    breaks[second[second == first + 1]] = False
-    starts = [int(i) for i in np.flatnonzero(breaks)] + [len(inputs.times)]
-    return [slice(a, b) for a, b in itertools.pairwise(starts) if b - a >= 2]
+    n = len(inputs.times)
+    starts = np.ones(n, dtype=bool)
+    starts[second[second == first + 1]] = False
+    bounds = [*np.flatnonzero(starts).tolist(), n]
+    counted = np.zeros(n, dtype=bool)
+    for a, b in itertools.pairwise(bounds):
+        counted[a:b] = b - a >= 2
+    return starts, counted
 
 
-def spell_lengths(series: np.ndarray, segments: list[slice], threshold: float) -> np.ndarray:
-    """Dry-spell lengths of [time, ...] series over each consecutive segment."""
-    parts = [dry_spell_lengths(series[segment], threshold=threshold, axis=0) for segment in segments]
-    return np.concatenate(parts) if parts else np.array([], dtype=np.int64)
+class DrySpellSums:
+    """Dry-spell lengths of the truth and every model over chunks of dates given in order, exactly as one
+    pass over every date.
+
+    A dry step is a finite value <= wet_threshold where the truth is valid (compared in the values' dtype,
+    like the wet frequency). Per series the state is the length of the spell still open at each member and
+    pixel, and the histogram of completed spells (their lengths summed and counted for the mean): a spell
+    ends at a wet or invalid step, at a gap in the dates and after the last date, so a spell across a
+    chunk boundary stays open in the state and counts once, with its whole length. Runs of consecutive dates
+    shorter than 2 count no spell. `compute` is one chunk of every date.
+    """
+
+    def __init__(self, template: EvalInputs) -> None:
+        self.template = template
+        self.active = template.positive_definite_known and template.positive_definite
+        self.position = {time: i for i, time in enumerate(template.times)}
+        self.starts, self.counted = segment_starts(template)
+        self.open: dict[str, np.ndarray] = {}
+        """series -> [member, pixel] length of the dry spell ending at the last date seen (0: none)."""
+        self.counts: dict[str, np.ndarray] = {}
+        """series -> completed spells by length (index MAX_SPELL: that long or longer; index 0 unused)."""
+        self.total: dict[str, int] = {}
+        self.broken: set[str] = set()
+
+    def update(self, chunk: EvalInputs) -> None:
+        if not self.active:
+            return
+        valid = chunk.valid
+        series = {"truth": chunk.truth[:, None]}
+        for model, prediction in chunk.predictions.items():
+            if is_broken(prediction, valid):
+                self.broken.add(model)
+            elif model not in self.broken:
+                series[model] = prediction.ensemble
+        threshold = chunk.wet_threshold
+        for i, time in enumerate(chunk.times):
+            g = self.position[time]
+            if self.starts[g]:
+                for name in series:
+                    self._close(name)
+            if not self.counted[g]:
+                continue
+            for name, ensemble in series.items():
+                values = ensemble[i].reshape(ensemble.shape[1], -1)
+                dry = (values <= threshold) & np.isfinite(values) & valid[i].reshape(1, -1)
+                run = self.open.get(name)
+                if run is None:
+                    run = np.zeros(values.shape, dtype=np.int32)
+                self._add(name, run[~dry & (run > 0)])
+                self.open[name] = np.where(dry, run + 1, 0).astype(np.int32)
+
+    def _add(self, name: str, lengths: np.ndarray) -> None:
+        counts = np.bincount(np.minimum(lengths, MAX_SPELL), minlength=MAX_SPELL + 1)
+        self.counts[name] = self.counts.get(name, 0) + counts
+        self.total[name] = self.total.get(name, 0) + int(lengths.sum(dtype=np.int64))
+
+    def _close(self, name: str) -> None:
+        run = self.open.pop(name, None)
+        if run is not None:
+            self._add(name, run[run > 0])
+
+    def rows(self) -> list[MetricRow]:
+        """dry_spell_mean (steps) and dry_spell_hist (share of spells per length) of every series; the spells
+        still open count as ended after the last date (the state is left as it is)."""
+        rows: list[MetricRow] = []
+        for name in [n for n in dict.fromkeys([*self.counts, *self.open]) if n not in self.broken]:
+            counts = self.counts.get(name, np.zeros(MAX_SPELL + 1, dtype=np.int64))
+            total = self.total.get(name, 0)
+            run = self.open.get(name)
+            if run is not None:
+                tail = run[run > 0]
+                counts = counts + np.bincount(np.minimum(tail, MAX_SPELL), minlength=MAX_SPELL + 1)
+                total += int(tail.sum(dtype=np.int64))
+            n_spells = int(counts[1:].sum())
+            if not n_spells:
+                continue
+            rows.append(self.template.row(name, "dry_spell_mean", NAME, total / n_spells, units="steps"))
+            for length, count in enumerate(counts[1:], start=1):
+                if count:
+                    share = float(count) / n_spells
+                    rows.append(
+                        self.template.row(name, "dry_spell_hist", NAME, share, units="1", bin=float(length))
+                    )
+        return rows
 
 
 def compute(inputs: EvalInputs) -> list[MetricRow]:
@@ -84,14 +168,13 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
 def wet_rows(inputs: EvalInputs, truth: np.ndarray) -> list[MetricRow]:
     """Mean intensity on wet pixels and dry-spell lengths, for the truth and each model."""
     threshold = inputs.wet_threshold
-    segments = consecutive_segments(inputs)
-    samples = {"truth": (truth, inputs.truth[:, None])}
+    samples = {"truth": truth}
     for model, prediction in inputs.predictions.items():
         if not is_broken(prediction, inputs.valid):
-            samples[model] = (pooled_values(prediction, inputs.valid), prediction.ensemble)
+            samples[model] = pooled_values(prediction, inputs.valid)
     rows: list[MetricRow] = []
     reference: dict[str, float] = {}
-    for model, (sample, ensemble) in samples.items():
+    for model, sample in samples.items():
         wet = sample[sample > threshold]
         if wet.size:
             intensity = float(np.mean(wet, dtype=np.float64))
@@ -100,23 +183,9 @@ def wet_rows(inputs: EvalInputs, truth: np.ndarray) -> list[MetricRow]:
             if model != "truth":
                 error = intensity - reference["wet_mean_intensity"]
                 rows.append(inputs.row(model, "wet_mean_intensity_error", NAME, error))
-        if not segments:
-            continue
-        # NaN (invalid) pixels end spells; [time, member, H, W] -> one series per member and pixel.
-        series = np.where(inputs.valid[:, None], ensemble, np.nan).reshape(ensemble.shape[0], -1)
-        lengths = spell_lengths(series, segments, threshold)
-        if lengths.size == 0:
-            continue
-        mean_length = float(lengths.mean())
-        rows.append(inputs.row(model, "dry_spell_mean", NAME, mean_length, units="steps"))
-        counts = np.bincount(np.minimum(lengths, MAX_SPELL), minlength=MAX_SPELL + 1)[1:]
-        for length, count in enumerate(counts, start=1):
-            if count:
-                rows.append(
-                    inputs.row(
-                        model, "dry_spell_hist", NAME, count / lengths.size, units="1", bin=float(length)
-                    )
-                )
+    spells = DrySpellSums(inputs)
+    spells.update(inputs)
+    rows += spells.rows()
     return [r for r in rows if finite(r.value)]
 
 
