@@ -77,8 +77,8 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   echo "build-images: $PYTHON must be Python >= 3.11 (tomllib); set PYTHON=..." >&2
   exit 2
 fi
-if [ ! -f requirements/lock.txt ]; then
-  echo "build-images: requirements/lock.txt is missing; the images install with it as constraints" >&2
+if ! ls requirements/images/*.txt > /dev/null 2>&1; then
+  echo "build-images: requirements/images/ is missing; the images install those pinned subsets of the lock" >&2
   exit 1
 fi
 # Never release images whose recipes lag behind the packages they install.

@@ -6,7 +6,7 @@
 #   ci/make-images.sh [build-images.sh options, e.g. --only stride-stats]
 #
 # Steps: 1. engine; 2. base: debian:bookworm-slim if it can be pulled, else ci/make-base-image.sh;
-# 3. wheelhouse build/wheelhouse/ with every pin of requirements/lock.txt and torch's CPU wheel
+# 3. wheelhouse build/wheelhouse/ with every pin of requirements/images/*.txt and torch's CPU wheel
 # (pip download with this machine's pip settings; torch 2.13.0+cpu, ~190 MB instead of the CUDA build's
 # GBs); 4. ci/build-images.sh --wheelhouse build/wheelhouse --base BASE, with the host CA bundle for pip.
 # Environment: DOCKER [docker], PIP [.venv/bin/pip], TORCH_CPU_INDEX
@@ -38,9 +38,11 @@ if ! ls "$wheels"/torch-"${torch_pin#torch==}"+cpu-*.whl > /dev/null 2>&1; then
     "$pip" download --quiet --no-deps --only-binary :all: -d "$wheels" \
       --extra-index-url "${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}" "$torch_pin+cpu"
 fi
-grep -v -E '^(torch==|#)' requirements/lock.txt > build/lock-without-torch.txt
-"$pip" download --quiet --no-deps --only-binary :all: -d "$wheels" -r build/lock-without-torch.txt \
-  "setuptools>=68" 2>&1 | grep -v 'is ignored' >&2 || true
+# What the images install: the union of the pinned subsets in requirements/images/ (their setuptools pin
+# is also the build backend of the STRIDE packages).
+cat requirements/images/*.txt | grep -v -E '^(torch==|#)' | sort -u > build/image-requirements.txt
+"$pip" download --quiet --no-deps --only-binary :all: -d "$wheels" -r build/image-requirements.txt \
+  2>&1 | grep -v 'is ignored' >&2 || true
 echo "make-images: wheelhouse $wheels: $(find "$wheels" -name '*.whl' | wc -l) wheels, $(du -sh "$wheels" | cut -f1) [$((SECONDS - start)) s]"
 
 ca=()

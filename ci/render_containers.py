@@ -17,6 +17,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTAINERS = "containers"
 LOCK_FILE = "requirements/lock.txt"
+# Per-image pinned subsets of the lock file (rendered here, checked by tests/test_image_requirements.py):
+# the third-party dependency closure of what an image installs, each at the lock's version.
+SUBSETS = "requirements/images"
 VENV = "/opt/stride"
 # One Debian base for all six images. The torch wheel brings its own CUDA runtime, cuDNN and NCCL (the
 # nvidia-* wheels) and needs only the host's driver, which `docker run --gpus` and `apptainer run --nv`
@@ -137,35 +140,148 @@ def needs_torch(dist: Distribution, dists: dict[str, Distribution]) -> bool:
     return any(TORCH in d.requirements for d in closure(dist, dists))
 
 
-def third_party(parts: Iterable[Distribution], dists: dict[str, Distribution]) -> list[str]:
-    """The non-first-party requirements of these distributions but torch, as written, sorted, one per name."""
-    found: dict[str, str] = {}
-    for part in parts:
-        for requirement in part.dependencies:
-            name = requirement_name(requirement)
-            if name not in dists and name != TORCH:
-                found.setdefault(name, requirement)
-    return [found[name] for name in sorted(found)]
-
-
-def requirement_layers(cli: Distribution, dists: dict[str, Distribution]) -> tuple[list[str], list[str]]:
-    """The CLI's third-party requirements in two layers: those of the libraries every CLI installs
-    (stride-core's scientific stack and MLflow, the same layer in every image, so built once), then the
-    CLI's own (a few packages)."""
-    shared = set.intersection(*(set(closure(c, dists)) for c in clis(dists)))
-    common = third_party(sorted(shared, key=lambda d: d.name), dists)
-    names = {requirement_name(r) for r in common}
-    own = [r for r in third_party(closure(cli, dists), dists) if requirement_name(r) not in names]
-    return common, own
-
-
 def locked_version(name: str, root: Path = REPO_ROOT) -> str:
     """The exact pin of one distribution in the lock file."""
+    pin = read_lock(root).get(normalize(name))
+    if pin is None:
+        raise ValueError(f"{LOCK_FILE}: no exact pin for {name}")
+    return pin[1]
+
+
+# The platform every image is built for (Debian bookworm, CPython 3.11, linux/x86_64): dependency markers
+# are evaluated for it, not for the machine that renders, so the subsets are the same everywhere.
+TARGET_ENV = {
+    "implementation_name": "cpython",
+    "implementation_version": "3.11.2",
+    "os_name": "posix",
+    "platform_machine": "x86_64",
+    "platform_python_implementation": "CPython",
+    "platform_release": "",
+    "platform_system": "Linux",
+    "platform_version": "",
+    "python_full_version": "3.11.2",
+    "python_version": "3.11",
+    "sys_platform": "linux",
+}
+
+
+def read_lock(root: Path = REPO_ROOT) -> dict[str, tuple[str, str]]:
+    """Every exact pin of the lock file: normalised name -> (name as written, version)."""
+    pins = {}
     for line in (root / LOCK_FILE).read_text().splitlines():
         key, sep, version = line.partition("==")
-        if sep and normalize(key.strip()) == normalize(name):
-            return version.split(";")[0].split()[0]
-    raise ValueError(f"{LOCK_FILE}: no exact pin for {name}")
+        if sep and not key.lstrip().startswith("#"):
+            pins[normalize(key.strip())] = (key.strip(), version.split(";")[0].split()[0])
+    return pins
+
+
+def installed_requirements(name: str, extras: frozenset[str]) -> list[str]:
+    """The declared dependencies of an installed distribution (its metadata), for these extras and the
+    target platform."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    wanted = []
+    for text in metadata.distribution(name).requires or []:
+        marker = Requirement(text).marker
+        if marker is None or any(marker.evaluate({**TARGET_ENV, "extra": e}) for e in {"", *extras}):
+            wanted.append(text)
+    return wanted
+
+
+# `pip freeze` (so `make lock`) leaves these out; torch requires setuptools at run time. They are pinned at
+# the version of the environment the tests run in.
+FREEZE_OMITS = ("pip", "setuptools", "wheel")
+
+
+def _installed_version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name).split("+")[0]
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def pinned_closure(requirements: Iterable[str], root: Path = REPO_ROOT) -> dict[str, str]:
+    """The third-party dependency closure of these requirement strings, resolved from the installed
+    distributions' metadata and pinned at the lock's versions: normalised name -> "Name==version".
+    Raises ValueError where the lock lacks a package, its pin breaks a declared bound, or the environment
+    holds another version than the lock (then the metadata read is not the lock's: run `make env`)."""
+    from packaging.requirements import Requirement
+
+    lock = read_lock(root)
+    for name in FREEZE_OMITS:
+        if name not in lock and _installed_version(name) is not None:
+            lock[name] = (name, str(_installed_version(name)))
+    found: dict[str, str] = {}
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [(text, "the pyproject files") for text in requirements]
+    while todo:
+        text, by = todo.pop()
+        requirement = Requirement(text)
+        name, extras = normalize(requirement.name), frozenset(requirement.extras)
+        if name not in lock:
+            raise ValueError(f"{LOCK_FILE}: no pin for {name}, which {by} requires; run `make lock`")
+        spelled, version = lock[name]
+        if not requirement.specifier.contains(version, prereleases=True):
+            raise ValueError(f"{LOCK_FILE}: {spelled}=={version} breaks {by}'s requirement {text!r}")
+        found[name] = f"{spelled}=={version}"
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        installed = _installed_version(name)
+        if installed != version:
+            raise ValueError(f"{name} {installed} is installed, {LOCK_FILE} pins {version}: run `make env`")
+        todo += [(dep, f"{spelled} {version}") for dep in installed_requirements(name, extras)]
+    return found
+
+
+def _first_party_third_party(parts: Iterable[Distribution], dists: dict[str, Distribution]) -> list[str]:
+    for part in parts:
+        for requirement in part.dependencies:
+            if requirement_name(requirement) in dists and "[" in requirement:
+                raise ValueError(
+                    f"{part.pyproject}: extras of a STRIDE package ({requirement}) are not rendered"
+                )
+    return [r for part in parts for r in part.dependencies if requirement_name(r) not in dists]
+
+
+def subset_text(title: str, pins: dict[str, str]) -> str:
+    return "\n".join(
+        [
+            f"# GENERATED by ci/render_containers.py from {LOCK_FILE} and the declared dependencies; do not edit.",
+            f"# {title}",
+            *sorted(pins.values(), key=str.lower),
+            "",
+        ]
+    )
+
+
+def render_subsets(dists: dict[str, Distribution], root: Path = REPO_ROOT) -> dict[str, str]:
+    """requirements/images/: each CLI's full third-party closure (what its image holds, torch and all),
+    the closure every image shares (common.txt, one cached layer) and torch's (torch.txt, the torch layer's
+    constraints: the CUDA wheel's own nvidia-* requirements come from the index)."""
+    shared = set.intersection(*(set(closure(c, dists)) for c in clis(dists)))
+    common = _first_party_third_party(sorted(shared, key=lambda d: d.name), dists)
+    torch_pin = f"{TORCH}=={locked_version(TORCH, root)}"
+    out = {
+        f"{SUBSETS}/common.txt": subset_text(
+            "The closure of stride-core's and stride-contracts' requirements: the layer every image shares.",
+            pinned_closure(common, root),
+        ),
+        f"{SUBSETS}/torch.txt": subset_text(
+            "torch and its requirements (CPU wheel metadata): constraints of the torch images' first layer.",
+            pinned_closure([torch_pin], root),
+        ),
+    }
+    for cli in clis(dists):
+        out[f"{SUBSETS}/{cli.name}.txt"] = subset_text(
+            f"Everything the {cli.name} image installs besides the STRIDE packages (pip --no-deps).",
+            pinned_closure(_first_party_third_party(closure(cli, dists), dists), root),
+        )
+    return out
 
 
 def _shell_words(words: Iterable[str]) -> str:
@@ -211,7 +327,6 @@ APT_PIN_NOTE = "# hadolint ignore=DL3008"
 def render_dockerfile(cli: Distribution, dists: dict[str, Distribution], root: Path = REPO_ROOT) -> str:
     parts = closure(cli, dists)
     torch = needs_torch(cli, dists)
-    common, own = requirement_layers(cli, dists)
     name, version = cli.name, cli.version
     copies = "\n".join(f"COPY {d.path}/ {d.path}/" for d in parts)
     local = " ".join(f"./{d.path}" for d in parts)
@@ -255,33 +370,33 @@ def render_dockerfile(cli: Distribution, dists: dict[str, Distribution], root: P
         f"RUN python3.11 -m venv {VENV}",
         f"COPY {INPUTS}/ /tmp/inputs/",
     ]
+    req = f"{VENV}/requirements"
     if torch:
         lines += [
+            f"COPY {SUBSETS}/torch.txt {req}/torch.txt",
             "# torch alone first, at its pin from the lock file: by far the largest layer (the same in every",
-            "# torch image, so built once), rebuilt only when that pin changes, not on every lock edit.",
+            "# torch image, so built once), rebuilt only when torch.txt changes. A resolving install, so that",
+            "# the CUDA wheel brings its own nvidia-* requirements; torch.txt pins the others.",
             "# hadolint ignore=SC2086",
             f"RUN {PIP_CERT} $PIP_OPTIONS "
             '${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} '
-            f"{TORCH}=={locked_version(TORCH, root)}",
+            f"--constraint {req}/torch.txt {TORCH}=={locked_version(TORCH, root)}",
         ]
     lines += [
-        f"COPY {LOCK_FILE} {VENV}/lock.txt",
-        "# The third-party requirements next, rebuilt when the lock file changes, not on a source edit: those",
-        "# every STRIDE image shares (one cached layer for all), then this CLI's own.",
+        f"# The third-party requirements next, exactly the pinned subsets of {LOCK_FILE} in {SUBSETS}/ (no",
+        "# resolving: pip check below proves them complete), rebuilt when a subset changes, not on a source",
+        "# edit: the closure every STRIDE image shares (one cached layer for all), then the rest of this CLI's.",
+        f"COPY {SUBSETS}/common.txt {req}/common.txt",
         "# hadolint ignore=SC2086",
-        f"RUN {PIP_CERT} $PIP_OPTIONS --constraint {VENV}/lock.txt \\\n      " + _shell_words(common),
-    ]
-    if own:
-        lines += [
-            "# hadolint ignore=SC2086",
-            f"RUN {PIP_CERT} $PIP_OPTIONS --constraint {VENV}/lock.txt " + _shell_words(own),
-        ]
-    lines += [
+        f"RUN {PIP_CERT} $PIP_OPTIONS --no-deps --requirement {req}/common.txt",
+        f"COPY {SUBSETS}/{name}.txt {req}/{name}.txt",
+        "# hadolint ignore=SC2086",
+        f"RUN {PIP_CERT} $PIP_OPTIONS --no-deps --requirement {req}/{name}.txt",
         "WORKDIR /src",
         copies,
         "# The STRIDE packages last (seconds: their requirements are in place), then check the environment.",
         "# hadolint ignore=SC2086",
-        f"RUN {PIP_CERT} $PIP_OPTIONS --constraint {VENV}/lock.txt {local} \\",
+        f"RUN {PIP_CERT} $PIP_OPTIONS --no-deps {local} \\",
         f" && {VENV}/bin/pip check \\",
         f" && {PRUNE}",
         "",
@@ -329,12 +444,13 @@ def render_dockerfile(cli: Distribution, dists: dict[str, Distribution], root: P
     return "\n".join(lines)
 
 
-def render_definition(cli: Distribution, dists: dict[str, Distribution]) -> str:
+def render_definition(cli: Distribution, dists: dict[str, Distribution], root: Path = REPO_ROOT) -> str:
     parts = closure(cli, dists)
     torch = needs_torch(cli, dists)
     name, version = cli.name, cli.version
     src = "/opt/stride-src"
-    files = [(LOCK_FILE, f"{src}/{LOCK_FILE}"), *((d.path, f"{src}/{d.path}") for d in parts)]
+    subsets = [f"{SUBSETS}/{n}.txt" for n in (*(["torch"] if torch else []), "common", name)]
+    files = [*((s, f"{src}/{s}") for s in subsets), *((d.path, f"{src}/{d.path}") for d in parts)]
     width = max(len(a) for a, _ in files)
     local = " ".join(f"./{d.path}" for d in parts)
     nv = "--nv " if torch else ""
@@ -363,17 +479,21 @@ def render_definition(cli: Distribution, dists: dict[str, Distribution]) -> str:
         f"    cd {src}",
         "    # stale metadata from a developer's editable install must not leak into the build",
         "    find . -name '*.egg-info' -prune -exec rm -rf {} +",
-        f"    cp {LOCK_FILE} {VENV}/lock.txt",
+        f"    cp -r {SUBSETS} {VENV}/requirements",
     ]
     if torch:
         lines += [
             "    # torch's default PyPI wheel is the CUDA build on linux/x86_64 (its own CUDA runtime; --nv",
             "    # binds the driver). For another CUDA variant set TORCH_INDEX_URL (apptainer build --build-arg",
             "    # needs Apptainer >= 1.2, otherwise export it in the build environment).",
-            f'    {VENV}/bin/pip install --constraint {VENV}/lock.txt ${{TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"}} torch',
+            f"    {VENV}/bin/pip install --constraint {VENV}/requirements/torch.txt"
+            f' ${{TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"}} {TORCH}=={locked_version(TORCH, root)}',
         ]
     lines += [
-        f"    {VENV}/bin/pip install --constraint {VENV}/lock.txt {local}",
+        f"    # exactly the pinned subsets of {LOCK_FILE} (pip check proves them complete)",
+        f"    {VENV}/bin/pip install --no-deps --requirement {VENV}/requirements/common.txt",
+        f"    {VENV}/bin/pip install --no-deps --requirement {VENV}/requirements/{name}.txt",
+        f"    {VENV}/bin/pip install --no-deps {local}",
         f"    {VENV}/bin/pip check",
         f"    {PRUNE}",
         "    cd /",
@@ -422,7 +542,9 @@ BUILD_JUNK = (
 
 def render_dockerignore(cli: Distribution, dists: dict[str, Distribution]) -> str:
     """BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile: send only what the build copies."""
-    keep = [LOCK_FILE, INPUTS, *(d.path for d in closure(cli, dists))]
+    torch = ["torch"] if needs_torch(cli, dists) else []
+    subsets = [f"{SUBSETS}/{n}.txt" for n in (*torch, "common", cli.name)]
+    keep = [*subsets, INPUTS, *(d.path for d in closure(cli, dists))]
     lines = [
         "# " + GENERATED.format(pyproject=cli.pyproject),
         "*",
@@ -435,7 +557,7 @@ def render_dockerignore(cli: Distribution, dists: dict[str, Distribution]) -> st
 
 def render_root_dockerignore(dists: dict[str, Distribution]) -> str:
     """The classic builder (no BuildKit) reads only the context's .dockerignore: what any image copies."""
-    keep = sorted({LOCK_FILE, INPUTS, *(d.path for cli in clis(dists) for d in closure(cli, dists))})
+    keep = sorted({SUBSETS, INPUTS, *(d.path for cli in clis(dists) for d in closure(cli, dists))})
     lines = [
         "# " + GENERATED.format(pyproject="every CLI's pyproject.toml"),
         "# Docker's classic builder reads this file; BuildKit uses containers/<cli>/Dockerfile.dockerignore.",
@@ -447,16 +569,19 @@ def render_root_dockerignore(dists: dict[str, Distribution]) -> str:
     return "\n".join(lines)
 
 
-def render(root: Path = REPO_ROOT) -> dict[str, str]:
-    """Every generated file, keyed by its path relative to the repository root."""
+def render(root: Path = REPO_ROOT, subsets: bool = True) -> dict[str, str]:
+    """Every generated file, keyed by its path relative to the repository root. subsets=False leaves out
+    requirements/images/ (rendering those reads the installed distributions' metadata)."""
     dists = discover(root)
     out: dict[str, str] = {}
     for cli in clis(dists):
         folder = f"{CONTAINERS}/{cli.name}"
         out[f"{folder}/Dockerfile"] = render_dockerfile(cli, dists, root)
         out[f"{folder}/Dockerfile.dockerignore"] = render_dockerignore(cli, dists)
-        out[f"{folder}/{cli.name}.def"] = render_definition(cli, dists)
+        out[f"{folder}/{cli.name}.def"] = render_definition(cli, dists, root)
     out[".dockerignore"] = render_root_dockerignore(dists)
+    if subsets:
+        out.update(render_subsets(dists, root))
     return out
 
 
@@ -507,6 +632,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit 1 if containers/ differs from the template")
     mode.add_argument("--list", action="store_true", help="print 'CLI VERSION gpu|cpu' for each CLI and exit")
+    parser.add_argument(
+        "--recipes-only",
+        action="store_true",
+        help="leave out requirements/images/ (needs no environment installed from the lock; make test checks them)",
+    )
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (default: %(default)s)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     if args.list:
@@ -514,13 +644,15 @@ def main(argv: Iterable[str] | None = None) -> int:
         for cli in clis(dists):
             print(cli.name, cli.version, "gpu" if needs_torch(cli, dists) else "cpu")
         return 0
-    files = render(args.root)
+    files = render(args.root, subsets=not args.recipes_only)
     if args.check:
         problems = drift(files, args.root)
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
-            print("containers/ is out of date: run `python ci/render_containers.py`", file=sys.stderr)
+            print(
+                "containers/ is out of date: run `.venv/bin/python ci/render_containers.py`", file=sys.stderr
+            )
             return 1
         print(f"containers/ matches the template ({len(files)} files)")
         return 0

@@ -544,14 +544,17 @@ def test_cli_image_recipes(cli: str) -> None:
     docker_text, def_text = dockerfile.read_text(), definition.read_text()
     expected = {rel(p.folder) for p in closure(package)}
     # build/image-inputs: the optional CA bundle ci/build-images.sh passes to the builder stage.
-    copied = set(re.findall(r"^COPY (\S+?)/? \S+$", docker_text, re.M)) - {LOCK_FILE, "build/image-inputs"}
+    # requirements/images/: the pinned subsets of the lock the image installs (tests/test_image_requirements.py).
+    subsets = {f"requirements/images/{n}.txt" for n in ("common", "torch", cli)}
+    copied = set(re.findall(r"^COPY (\S+?)/? \S+$", docker_text, re.M)) - subsets - {"build/image-inputs"}
     problems = []
     if copied != expected:
         problems.append(
             f"{rel(dockerfile)}: copies {sorted(copied)}, the CLI needs exactly {sorted(expected)}"
         )
-    if "--constraint /opt/stride/lock.txt" not in docker_text or f"COPY {LOCK_FILE} " not in docker_text:
-        problems.append(f"{rel(dockerfile)}: must install with {LOCK_FILE} as constraints")
+    own = f"--no-deps --requirement /opt/stride/requirements/{cli}.txt"
+    if own not in docker_text or f"COPY requirements/images/{cli}.txt " not in docker_text:
+        problems.append(f"{rel(dockerfile)}: must install its pinned subset of {LOCK_FILE} ({own})")
     if f'ENTRYPOINT ["{cli}"]' not in docker_text:
         problems.append(f'{rel(dockerfile)}: ENTRYPOINT must be ["{cli}"]')
     if not re.search(rf'^%runscript\n\s+exec {re.escape(cli)} "\$@"$', def_text, re.M):
