@@ -27,7 +27,7 @@ def test_filled_values_follow_the_members_wet_distribution_and_keep_rank_order()
     lifted = (member <= THRESHOLD) & (
         torch.rand((1, 96, 96), generator=torch.Generator().manual_seed(1)) < 0.5
     )
-    out = fill_lifted(member, lifted, THRESHOLD)
+    out = fill_lifted(member, lifted, THRESHOLD, lowest=False)
     wet = member[member > THRESHOLD].numpy()
     filled = out[lifted].numpy()
     # Independent reference: scipy's two-sample KS test against the member's own wet values.
@@ -40,6 +40,33 @@ def test_filled_values_follow_the_members_wet_distribution_and_keep_rank_order()
     order = np.argsort(before[distinct], kind="stable")
     assert np.all(np.diff(filled[distinct][order]) >= 0)
     # Untouched pixels are untouched.
+    assert torch.equal(out[~lifted], member[~lifted])
+
+
+def test_lowest_fill_takes_the_lowest_wet_quantiles_in_rank_order() -> None:
+    member = _members(2, (1, 96, 96))
+    lifted = (member <= THRESHOLD) & (
+        torch.rand((1, 96, 96), generator=torch.Generator().manual_seed(3)) < 0.3
+    )
+    out = fill_lifted(member, lifted, THRESHOLD)  # lowest=True: wet_fill "low_wet"
+    wet = np.sort(member[member > THRESHOLD].numpy().astype(np.float64))
+    n, n_wet = int(lifted.sum()), wet.size
+    filled = out[lifted].numpy()
+    # Independent reference: the empirical CDF of the member's wet values. Every fill lies within the lowest
+    # share n / (n + n_wet) of them (up to one order statistic of interpolation), above the threshold.
+    share = n / (n + n_wet)
+    assert filled.min() > THRESHOLD
+    assert np.searchsorted(wet, filled.max(), side="left") <= np.ceil(share * n_wet) + 1
+    # The fills are spread over that share, not piled at its bottom: as a sample of the lowest share of the
+    # wet values (scipy's KS test against those values), and below the whole distribution's mean.
+    lowest = wet[: int(np.ceil(share * n_wet))]
+    assert stats.ks_2samp(filled, lowest).pvalue > 0.05
+    assert filled.mean() < fill_lifted(member, lifted, THRESHOLD, lowest=False)[lifted].numpy().mean()
+    # Rank order of the distinct sub-threshold values is kept, and untouched pixels are untouched.
+    before = member[lifted].numpy()
+    distinct = before > 0
+    order = np.argsort(before[distinct], kind="stable")
+    assert np.all(np.diff(filled[distinct][order]) >= 0)
     assert torch.equal(out[~lifted], member[~lifted])
 
 
@@ -66,6 +93,12 @@ def test_hurdle_fill_is_deterministic_per_seed_keeps_exact_zeros_and_wet_frequen
     # No floor values left where the member has wet pixels of its own.
     assert float((own == wet_floor(THRESHOLD)).float().mean()) < 1e-3
     assert float(own[own > 0].mean()) > float(floor[floor > 0].mean())
+    # The default (low_wet): the same occurrence, the lifted pixels between the floor and the whole distribution.
+    low = apply_rain_gate(members, logits, "hurdle", seeds, 2.0, THRESHOLD)
+    assert torch.equal(low > THRESHOLD, floor > THRESHOLD) and torch.equal(low == 0, floor == 0)
+    lifted = (low > THRESHOLD) & (members <= THRESHOLD)
+    assert float(floor[lifted].mean()) < float(low[lifted].mean()) < float(own[lifted].mean())
+    assert torch.equal(low[~lifted], own[~lifted])
     # Member (b=1, k=2) alone, with its own seed, gives the same field: it depends on its seed alone.
     alone = apply_rain_gate(members[1:, 2:], logits[1:], "hurdle", [[10]], 2.0, THRESHOLD, wet_fill="own_wet")
     assert torch.equal(alone[0, 0], own[1, 2])
