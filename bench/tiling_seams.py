@@ -12,9 +12,11 @@ shared 2-core CPU under nice (the 32-channel model on 64 x 64 patches, 2 dates x
 not finish in 75 min at load 12). The seam measure needs the full domain, not many members: it pools every
 seam line of the domain (~40 lines x ~700 pixels per direction); its noise floor is the truth's ratio at
 the same lines. The solve must be converged, or leftover latent noise (which has no seams) pulls every
-ratio towards 1: on a 96 x 96 crop of this checkpoint, the members' mean neighbour difference over the
-truth's was 7.0 with Heun at 4 steps (7 calls), 1.72 at 8, 1.16 at 16 (31 calls), and 1.57 / 1.31 / 1.17
-with DPM-Solver++(2M) at 8 / 12 / 16 steps; the run records it (`diagnostics.gradient_vs_truth`).
+ratio towards 1. Chosen on the val split (first val date, 96 x 96 crop at (256, 256), 2 members, one
+pass): the members' mean neighbour difference over the truth's was 7.59 with Heun at 4 steps (7 calls),
+1.93 at 8, 1.38 at 16 (31 calls), and 1.86 / 1.49 / 1.39 with DPM-Solver++(2M) at 8 / 12 / 16 steps, so
+16 DPM-Solver++(2M) steps are as converged as 31 Heun calls; the run records the same ratio on its test
+fields (`diagnostics.gradient_vs_truth`).
 
 For the same test dates, member seeds and solver, the domain is sampled twice in the same run, with
 stride-generate's default tiling (stride_model.sampling.auto_tiling: tiles of the training patch, the
