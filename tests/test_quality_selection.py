@@ -2,7 +2,7 @@
 
 The later-half spread-skill is checked against the formula written out in numpy (Fortin et al. 2014, an
 independent implementation), the paired CRPS z against scipy's paired t statistic, and the rule on the
-later-half val ratios that the recorded run of 2026-12-03 gave (computed from its val samples stores).
+later-half val ratios that a recorded run of 2026-12-03 gave (computed from its val samples stores).
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ def test_crps_excess_z_is_the_paired_t_statistic(quality: ModuleType) -> None:
 @pytest.mark.parametrize(
     ("later", "expected"),
     [
-        # ERA5-UK, idle run of 2026-12-03 (a316577): later-half val ratios of its val samples stores (all 16
-        # selection dates: 1.152 / 0.890 / 0.807, from which the old nearest-1 rule took 11).
+        # ERA5-UK, the ERA5-only rerun of 2026-12-03 01:42 UTC at d5bdc84: later-half val ratios of its val
+        # samples stores (all 16 selection dates: 1.152 / 0.890 / 0.807, from which the old rule took 11).
         ({8: 1.0764, 11: 0.8231, 14: 0.7454}, 8),
         # over-dispersed everywhere: the least spread
         ({8: 1.60, 11: 1.35, 14: 1.26}, 14),
