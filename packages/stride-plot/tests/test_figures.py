@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib._pylab_helpers import Gcf
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -150,6 +151,9 @@ def test_metrics_summary_one_variable(tmp_path: Path) -> None:
     ]
     legend_texts = [t.get_text() for sub in fig.subfigs for legend in sub.legends for t in legend.get_texts()]
     assert legend_texts == ["stride", "bicubic"]
+    # The models' colours are stride-eval's family figures' (stride_core.map_style.model_colours).
+    bars = [b for b in panels["rmse [mm/day] (deterministic)"].patches if isinstance(b, Rectangle)]
+    assert [to_rgba(b.get_facecolor()) for b in bars] == [to_rgba("tab:blue"), to_rgba("tab:green")]
     (psd_ax,) = [ax for ax in fig.axes if ax.get_yscale() == "log"]
     assert {line.get_label() for line in psd_ax.get_lines()} == {"truth", "stride", "bicubic"}
     assert psd_ax.get_xscale() == "log" and psd_ax.get_yscale() == "log"

@@ -151,3 +151,14 @@ def test_coastline_is_the_half_contour_of_the_land_fraction() -> None:
     assert member_ax.get_xlim() == (-8.0, 0.0)  # the contour does not shrink the map to cell centres
     all_sea = quicklook_figure(**inputs, outline=np.zeros((12, 16)))
     assert not [c for ax in all_sea.axes for c in ax.collections if hasattr(c, "levels")]
+
+
+def test_square_root_spread_bar_is_ticked_on_one_two_five_values() -> None:
+    """Linear ticks crowd at the top of a square-root bar (0, 2.5, ..., 12.5 ran into each other)."""
+    inputs = fields()
+    spread = np.linspace(0.0, 13.5, 12 * 16).reshape(12, 16)
+    inputs["spread"] = spread
+    inputs["spread_scale"] = spread_style(spread, "mm h-1", precipitation=True)
+    fig = quicklook_figure(**inputs)
+    (bar,) = [ax for ax in fig.axes if ax.get_xlabel() == "spread (std) [mm h-1]"]
+    assert list(bar.get_xticks()) == pytest.approx([0.0, 1.0, 2.0, 5.0, 10.0])

@@ -1,4 +1,6 @@
-"""Colour scales of map panels from the variable registry: colour map, range, units and a precipitation scale.
+"""Colour scales of map panels from the variable registry: colour map, range, units and a precipitation scale;
+where a map lies (`MapFrame`: lat/lon or projected km axes, coastlines from the land-sea mask); one colour
+per model in every line and bar figure (`model_colours`).
 
 Shared by stride-plot's quicklooks and stride-eval's family figures (score maps, quicklooks of chosen dates).
 
@@ -12,15 +14,20 @@ where the 1st-99th percentiles of the data are used instead. Diverging colour ma
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import matplotlib
 import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
 from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize, PowerNorm
 from numpy.typing import NDArray
 
-from stride_core.maps import NAN_COLOUR, PanelScale
+from stride_contracts import SamplesManifest
+from stride_core.errors import ConfigError
+from stride_core.maps import NAN_COLOUR, Extent, PanelScale, _draw_outline, _show_map
 from stride_core.variables import VariableSpec
 
 Extend = Literal["neither", "both", "min", "max"]
@@ -172,3 +179,147 @@ def _extension(finite: NDArray[np.float64], low: float, high: float) -> Extend:
     below = bool(finite.size and finite.min() < low)
     above = bool(finite.size and finite.max() > high)
     return "both" if below and above else "min" if below else "max" if above else "neither"
+
+
+MODEL_COLOURS = {
+    "truth": "black",
+    "stride": "tab:blue",
+    "regression": "tab:orange",
+    "bicubic": "tab:green",
+    "bilinear": "tab:olive",
+    "climatology": "tab:gray",
+    "qdm": "tab:purple",
+}
+"""The fixed colour of each model label stride-eval writes by itself (the truth black)."""
+OTHER_COLOURS = ("tab:red", "tab:brown", "tab:pink", "tab:cyan", "gold", "navy", "lime", "teal", "salmon")
+"""Colours of the other labels (--compare, --label), given in sorted order of those labels."""
+
+
+def model_colours(models: Iterable[Any]) -> dict[str, str]:
+    """One colour per model, keyed in the order given: MODEL_COLOURS for the known labels, OTHER_COLOURS to
+    the others in sorted order (cycling), so a label keeps its colour in every figure drawn from the same set
+    of models whatever order the figures list them in."""
+    names = [str(m) for m in dict.fromkeys(models)]
+    others = sorted(n for n in names if n not in MODEL_COLOURS)
+    other = {n: OTHER_COLOURS[i % len(OTHER_COLOURS)] for i, n in enumerate(others)}
+    return {n: MODEL_COLOURS.get(n) or other[n] for n in names}
+
+
+LAND_MASKS = ("lsm", "sftlf", "lsm_era5")
+"""Statics taken as the land fraction to outline when none is named: ERA5's lsm, CMIP's sftlf (in %)."""
+
+
+@dataclass(frozen=True)
+class MapFrame:
+    """Where the HR map panels lie: the cell-edge `extent` (left, right, bottom, top) in degrees on lat/lon
+    grids or km on projected ones (None: pixel indices), and the land fraction [H, W] (rows as stored)
+    whose 0.5 contour is drawn as the coastline (None: no outline)."""
+
+    extent: Extent | None = None
+    geographic: bool = True
+    land: NDArray[Any] | None = None
+    row0_north: bool = True
+
+    @property
+    def axis_labels(self) -> tuple[str, str]:
+        if self.extent is None:
+            return "x [pixel]", "y [pixel]"
+        return ("longitude [deg E]", "latitude [deg N]") if self.geographic else ("x [km]", "y [km]")
+
+
+def cell_extent(rows: NDArray[Any], cols: NDArray[Any]) -> Extent:
+    """Cell-edge extent (left, right, bottom, top) from 1-D cell-centre coordinates."""
+    half_row = abs(rows[1] - rows[0]) / 2 if len(rows) > 1 else 0.5
+    half_col = abs(cols[1] - cols[0]) / 2 if len(cols) > 1 else 0.5
+    return (
+        float(cols.min() - half_col),
+        float(cols.max() + half_col),
+        float(rows.min() - half_row),
+        float(rows.max() + half_row),
+    )
+
+
+def map_extents(samples: xr.Dataset, projected: bool) -> tuple[Extent, Extent]:
+    """HR and LR extents: degrees on lat/lon grids, kilometres of the projection on projected ones."""
+    if projected:
+        km = {name: samples[name].values / 1000.0 for name in ("y", "x", "y_lr", "x_lr")}
+        return cell_extent(km["y"], km["x"]), cell_extent(km["y_lr"], km["x_lr"])
+    return (
+        cell_extent(samples["lat"].values, samples["lon"].values),
+        cell_extent(samples["lat_lr"].values, samples["lon_lr"].values),
+    )
+
+
+def static_field(samples: xr.Dataset, manifest: SamplesManifest, name: str) -> NDArray[np.float64]:
+    statics = [v.name for v in manifest.static]
+    if name not in statics:
+        raise ConfigError(
+            f"static '{name}' is not in the samples (they hold {statics or 'no statics'}); name one of them"
+        )
+    return np.asarray(samples["cond_static"].values[statics.index(name)], dtype=np.float64)
+
+
+def land_fraction(
+    samples: xr.Dataset, manifest: SamplesManifest, name: str | None
+) -> NDArray[np.float64] | None:
+    """The land fraction (0..1) of static `name`, or of the first of LAND_MASKS present; None without one."""
+    statics = {v.name: v for v in manifest.static}
+    if name is None:
+        name = next((candidate for candidate in LAND_MASKS if candidate in statics), None)
+        if name is None:
+            return None
+    field = static_field(samples, manifest, name)
+    return field / 100.0 if statics[name].units.strip() == "%" else field
+
+
+def map_frame(
+    samples: xr.Dataset, manifest: SamplesManifest, land_mask: str | None = None, *, outline: bool = True
+) -> MapFrame:
+    """The HR `MapFrame` of a samples store: its 1-D lat/lon (or projected y/x in metres) cell centres, the
+    land fraction of `land_mask` (else the first of LAND_MASKS), the grid's orientation. Without 1-D
+    coordinates the panels keep pixel axes."""
+    projected = manifest.grid.kind == "projected"
+    names = ("y", "x") if projected else ("lat", "lon")
+    coords = [samples.coords.get(n, samples.get(n)) for n in names]
+    extent = None
+    if all(c is not None and c.ndim == 1 and c.size for c in coords):
+        rows, cols = (np.asarray(c.values, dtype=np.float64) for c in coords)
+        extent = cell_extent(rows / 1000.0, cols / 1000.0) if projected else cell_extent(rows, cols)
+    return MapFrame(
+        extent=extent,
+        geographic=not projected,
+        land=land_fraction(samples, manifest, land_mask) if outline else None,
+        row0_north=manifest.grid.lat_descending,
+    )
+
+
+def draw_map(
+    ax: Axes,
+    field: NDArray[Any],
+    scale: PanelScale,
+    frame: MapFrame,
+    title: str,
+    *,
+    xlabel: bool = True,
+    ylabel: bool = True,
+) -> None:
+    """`field` [H, W] (rows as stored) on `ax`, north up, on the frame's lat/lon or km axes (labelled where
+    asked), with the coastline of its land fraction; NaN pixels grey (the scale's bad colour)."""
+    data = np.asarray(field, dtype=np.float64)
+    land = frame.land
+    if not frame.row0_north:
+        data = data[::-1]
+        land = None if land is None else land[::-1]
+    if frame.extent is None:
+        ax.imshow(data, cmap=scale.cmap, norm=scale.norm, origin="upper", interpolation="nearest")
+        ax.tick_params(labelsize=6)
+    else:
+        _show_map(ax, data, frame.extent, scale.cmap, scale.norm, frame.geographic)
+        ax.tick_params(labelsize=6)
+        if land is not None and land.shape == data.shape:
+            _draw_outline(ax, land, frame.extent, 0.5)
+    ax.set_title(title, fontsize=8)
+    if xlabel:
+        ax.set_xlabel(frame.axis_labels[0], fontsize=7)
+    if ylabel:
+        ax.set_ylabel(frame.axis_labels[1], fontsize=7)

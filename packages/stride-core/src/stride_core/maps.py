@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import BoundaryNorm, Colormap, Normalize
+from matplotlib.colors import BoundaryNorm, Colormap, Normalize, PowerNorm
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
@@ -169,6 +169,20 @@ def colour_bar(fig: Figure, scale: PanelScale, axes: Sequence[Axes], *, shrink: 
     bar.ax.tick_params(labelsize=7)
     if isinstance(scale.norm, BoundaryNorm):
         bar.set_ticks(list(scale.norm.boundaries), labels=[f"{b:g}" for b in scale.norm.boundaries])
+    elif isinstance(scale.norm, PowerNorm):
+        ticks = power_ticks(scale.norm)
+        bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
+
+
+def power_ticks(norm: PowerNorm, n: int = 4) -> list[float]:
+    """Colour-bar ticks of a power-law (square-root) bar: its lower end and the top `n` values of the 1-2-5
+    series up to its upper end (linear ticks crowd at the top of such a bar)."""
+    low, high = float(norm.vmin), float(norm.vmax)  # type: ignore[arg-type]
+    if not high > low:
+        return [low]
+    top = math.floor(math.log10(high)) if high > 0 else 0
+    series = [m * 10.0**e for e in range(top - 3, top + 1) for m in (1, 2, 5)]
+    return [low, *[float(f"{v:.3g}") for v in series if low < v <= high][-n:]]
 
 
 def _draw_outline(

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
-import matplotlib
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from stride_contracts import METRIC_QUALIFIERS
+from stride_core.map_style import model_colours
 from stride_core.maps import Extent, new_figure, placeholder, quicklook_figure, save_figure, with_units
 
 __all__ = ["Extent", "metrics_summary_figure", "quicklook_figure", "save_figure"]
@@ -46,7 +45,7 @@ def metrics_summary_figure(table: pd.DataFrame, *, columns: int = 5) -> Figure:
     unqualified = table[qualifiers].isna().all(axis=1)
     others_unset = table[[q for q in qualifiers if q not in ("date", "wavenumber")]].isna().all(axis=1)
     variables: list[Any] = list(pd.unique(table["variable"])) or [""]
-    colours = _model_colours(list(pd.unique(table["model"])))
+    colours: dict[Any, Any] = model_colours(pd.unique(table["model"]))
 
     blocks = []
     for variable in variables:
@@ -76,14 +75,6 @@ def metrics_summary_figure(table: pd.DataFrame, *, columns: int = 5) -> Figure:
         if handles:
             subfig.legend(handles=handles, loc="upper right", fontsize=7, ncols=len(handles))
     return fig
-
-
-def _model_colours(models: Sequence[Any]) -> dict[Any, Any]:
-    palette = matplotlib.colormaps["tab10"].colors  # type: ignore[attr-defined]
-    others = [model for model in models if model != TRUTH_MODEL]
-    colours: dict[Any, Any] = {model: palette[i % len(palette)] for i, model in enumerate(others)}
-    colours[TRUTH_MODEL] = "black"
-    return colours
 
 
 def _metric_bars(ax: Axes, rows: pd.DataFrame, colours: dict[Any, Any], title: str) -> None:

@@ -11,9 +11,16 @@ import xarray as xr
 from stride_contracts import SamplesManifest
 from stride_core.calendars import TimeIndex, calendar_of, date_in, date_key, iso
 from stride_core.errors import ConfigError
-from stride_core.map_style import field_style, is_precipitation, spread_style
+from stride_core.map_style import (
+    field_style,
+    is_precipitation,
+    land_fraction,
+    map_extents,
+    spread_style,
+    static_field,
+)
 from stride_core.variables import VariableRegistry
-from stride_plot.figures import Extent, quicklook_figure, save_figure
+from stride_plot.figures import quicklook_figure, save_figure
 
 
 def choose_dates(times: TimeIndex, wanted: list[Any], n_dates: int, source: Path) -> list[int]:
@@ -37,53 +44,6 @@ def choose_dates(times: TimeIndex, wanted: list[Any], n_dates: int, source: Path
             f"{calendar_of(times)} calendar); fix 'dates'"
         )
     return [position[key] for key in keys]
-
-
-def _extent(rows: np.ndarray, cols: np.ndarray) -> tuple[float, float, float, float]:
-    """Cell-edge extent (left, right, bottom, top) from 1-D cell-centre coordinates."""
-    half_row = abs(rows[1] - rows[0]) / 2 if len(rows) > 1 else 0.5
-    half_col = abs(cols[1] - cols[0]) / 2 if len(cols) > 1 else 0.5
-    return (
-        float(cols.min() - half_col),
-        float(cols.max() + half_col),
-        float(rows.min() - half_row),
-        float(rows.max() + half_row),
-    )
-
-
-def map_extents(samples: xr.Dataset, projected: bool) -> tuple[Extent, Extent]:
-    """HR and LR extents: degrees on lat/lon grids, kilometres of the projection on projected ones."""
-    if projected:
-        km = {name: samples[name].values / 1000.0 for name in ("y", "x", "y_lr", "x_lr")}
-        return _extent(km["y"], km["x"]), _extent(km["y_lr"], km["x_lr"])
-    return (
-        _extent(samples["lat"].values, samples["lon"].values),
-        _extent(samples["lat_lr"].values, samples["lon_lr"].values),
-    )
-
-
-LAND_MASKS = ("lsm", "sftlf", "lsm_era5")
-"""Statics taken as the land fraction to outline when none is named: ERA5's lsm, CMIP's sftlf (in %)."""
-
-
-def static_field(samples: xr.Dataset, manifest: SamplesManifest, name: str) -> np.ndarray:
-    statics = [v.name for v in manifest.static]
-    if name not in statics:
-        raise ConfigError(
-            f"static '{name}' is not in the samples (they hold {statics or 'no statics'}); name one of them"
-        )
-    return np.asarray(samples["cond_static"].values[statics.index(name)], dtype=np.float64)
-
-
-def land_fraction(samples: xr.Dataset, manifest: SamplesManifest, name: str | None) -> np.ndarray | None:
-    """The land fraction (0..1) of static `name`, or of the first of LAND_MASKS present; None without one."""
-    statics = {v.name: v for v in manifest.static}
-    if name is None:
-        name = next((candidate for candidate in LAND_MASKS if candidate in statics), None)
-        if name is None:
-            return None
-    field = static_field(samples, manifest, name)
-    return field / 100.0 if statics[name].units.strip() == "%" else field
 
 
 def draw_quicklooks(
