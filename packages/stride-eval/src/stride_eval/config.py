@@ -129,6 +129,11 @@ class EvalConfig(StrictConfig):
         description="A static variable (e.g. 'lsm') whose pixels <= 0.5 are invalid (sea in a land-only "
         "evaluation), masked like NaN truth in every family.",
     )
+    land_mask: str | None = Field(
+        default=None,
+        description="A static land fraction (0..1, or % when its units say so) whose 0.5 contour is drawn as the "
+        "coastline on the family map figures; default the first of lsm, sftlf, lsm_era5 among the statics.",
+    )
     plots_dir: Path | None = Field(
         default=None,
         description="Folder for the family figures (modes plots and full); default <output stem>_figures "

@@ -9,7 +9,7 @@ with like (a spectrum of a model covers exactly the pixels of the truth's spectr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from stride_contracts import MetricRow
 from stride_core.calendars import TimeIndex, elapsed_seconds
-from stride_core.map_style import is_precipitation
+from stride_core.map_style import MapFrame, is_precipitation, model_colours
 from stride_core.metrics import probability_matched_mean
 from stride_core.variables import VariableSpec
 
@@ -82,8 +82,12 @@ class EvalInputs:
     """The label of --samples (the unperturbed reference of a perturbation response)."""
     references: tuple[str, ...] = ()
     """Models that skill scores (crpss) are computed against: the baselines."""
-    lat_descending: bool = True
-    """Whether row 0 is the northernmost row (maps are drawn north-up either way)."""
+    frame: MapFrame = field(default_factory=MapFrame)
+    """Where the maps lie (lat/lon or projected km axes, the land fraction outlined, row 0 north or south):
+    map panels are drawn north-up on it."""
+    model_labels: tuple[str, ...] = ()
+    """Every model label of the run (evaluated store, compared stores, baselines): the line and bar figures
+    colour each model alike from them (`colours`)."""
     n_bins: int = 50
     """Bins of value histograms and the Perkins skill score."""
     spec: VariableSpec | None = None
@@ -105,6 +109,10 @@ class EvalInputs:
     def precipitation(self) -> bool:
         """Whether the figures use the precipitation scales (1-2-5 levels, square-root errors)."""
         return is_precipitation(self.spec, self.units)
+
+    def colours(self, models: Iterable[str] = ()) -> dict[str, str]:
+        """One colour per model, the same in every figure of the run (`stride_core.map_style.model_colours`)."""
+        return model_colours([*self.model_labels, *self.predictions, *models, "truth"])
 
     @property
     def valid(self) -> NDArray[np.bool_]:

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from stride_contracts import METRIC_QUALIFIERS, METRICS_COLUMNS, MetricRow, MetricsManifest
 from stride_core.artifacts import write_parquet_artifact
 from stride_core.errors import ConfigError
+from stride_core.map_style import map_frame
 from stride_core.maps import save_figure
 from stride_core.progress import get_logger
 from stride_core.tracking import RunContext
@@ -152,6 +153,11 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
     times = main.times
     truth_all = main.load("target")
     weights = main.area_weights()
+    try:
+        frame = map_frame(main.dataset, manifest, config.land_mask)
+    except ConfigError as error:
+        raise ConfigError(f"land_mask: {error}") from None
+    labels = (main.label, *(o.label for o in others), *config.baselines)
 
     rows: list[MetricRow] = []
     figures: list[Path] = []
@@ -189,7 +195,8 @@ def run_eval(config: EvalConfig, run: RunContext) -> None:
             factor=manifest.grid.factor,
             references=tuple(config.baselines),
             evaluated=main.label,
-            lat_descending=manifest.grid.lat_descending,
+            frame=frame,
+            model_labels=labels,
             spec=spec,
         )
         if config.chunk_dates is not None:

@@ -17,11 +17,11 @@ from matplotlib.figure import Figure
 
 from stride_contracts import MetricRow
 from stride_core.calendars import date_key, iso
-from stride_core.map_style import field_style
+from stride_core.map_style import draw_map, field_style
 from stride_core.maps import new_figure
 from stride_core.metrics import bias, crps_ensemble_fair, mae, rmse
 from stride_eval.families.base import Family, finite
-from stride_eval.families.panels import panel_colour_bar, show_panel
+from stride_eval.families.panels import panel_colour_bar
 from stride_eval.inputs import EvalInputs
 
 NAME = "dates"
@@ -127,9 +127,17 @@ def dates_figure(inputs: EvalInputs, dates: Sequence[DatePanels]) -> Figure | No
     scale = field_style(inputs.spec, inputs.units, shown)
     for row, date in enumerate(dates):
         panels = [("truth", date.truth), *date.fields.values()]
-        for ax, (title, field) in zip(axes[row], panels, strict=True):
-            show_panel(ax, field, scale, title, inputs.lat_descending)
-        axes[row][0].set_ylabel(f"{iso(date.time)[:16]}", fontsize=8)
+        stamp = iso(date.time)[:16].replace("T", " ")
+        for column, (ax, (title, field)) in enumerate(zip(axes[row], panels, strict=True)):
+            draw_map(
+                ax,
+                field,
+                scale,
+                inputs.frame,
+                f"{stamp}: {title}",
+                xlabel=row == len(dates) - 1,
+                ylabel=column == 0,
+            )
     panel_colour_bar(fig, scale, list(axes.ravel()))
     fig.suptitle(f"{inputs.title}: chosen dates", fontsize=10)
     return fig

@@ -190,28 +190,28 @@ def wet_rows(inputs: EvalInputs, truth: np.ndarray) -> list[MetricRow]:
 
 
 def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
-    """Value histograms (left, log frequency) and a QQ plot against the truth (right)."""
+    """Value histograms (left, log frequency), a QQ plot against the truth (middle) and, where dry spells
+    were counted, their length distribution (right, log share of spells)."""
     histogram = [r for r in rows if r.metric == "histogram"]
     if not histogram:
         return None
     qq = {(r.model, r.quantile): r.value for r in rows if r.metric == "qq"}
-    fig = new_figure((11.0, 4.0))
-    left, right = fig.subplots(1, 2)
+    spells = [r for r in rows if r.metric == "dry_spell_hist" and r.bin is not None]
+    fig = new_figure((16.0 if spells else 11.0, 4.0))
+    axes = fig.subplots(1, 3 if spells else 2)
+    left, right = axes[0], axes[1]
     models = list(dict.fromkeys(r.model for r in histogram))
+    colours = inputs.colours(r.model for r in rows)
     for model in models:
         mine = [r for r in histogram if r.model == model and r.value > 0]
-        left.semilogy(
-            [r.bin for r in mine],
-            [r.value for r in mine],
-            label=model,
-            color="black" if model == "truth" else None,
-        )
+        left.semilogy([r.bin for r in mine], [r.value for r in mine], label=model, color=colours[model])
         if model != "truth":
             right.plot(
                 [qq[("truth", q)] for q in QQ_LEVELS],
                 [qq[(model, q)] for q in QQ_LEVELS],
                 marker=".",
                 label=model,
+                color=colours[model],
             )
     left.set(
         title=f"{inputs.title}: value histogram",
@@ -231,6 +231,25 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
             axis("symlog", linthresh=max(inputs.wet_threshold, 1e-3))
     if len(models) > 1:
         right.legend(fontsize=8)
+    if spells:
+        ax = axes[2]
+        means = {r.model: r.value for r in rows if r.metric == "dry_spell_mean"}
+        for model in dict.fromkeys(r.model for r in spells):
+            mine = sorted((r for r in spells if r.model == model), key=lambda r: r.bin or 0)
+            ax.semilogy(
+                [r.bin for r in mine],
+                [r.value for r in mine],
+                marker=".",
+                label=f"{model} (mean {means.get(model, float('nan')):.2g})",
+                color=colours[model],
+            )
+        ax.set(
+            title=f"{inputs.title}: dry spells (<= {inputs.wet_threshold:g} {inputs.units})",
+            xlabel=f"spell length (time steps; {MAX_SPELL} = {MAX_SPELL} or more)",
+            ylabel="share of spells",
+        )
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=8)
     return fig
 
 

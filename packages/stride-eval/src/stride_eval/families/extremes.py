@@ -281,13 +281,20 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
         return None
     fig = new_figure((11.0, 4.0))
     left, right = fig.subplots(1, 2)
+    colours = inputs.colours(r.model for r in rows)
     for ax, selected, title, ideal, ylabel in (
         (left, errors, "relative quantile error", 0.0, "(q_model - q_truth) / |q_truth|"),
         (right, ratios, "exceedance ratio above the truth's quantile", 1.0, "model share / truth share"),
     ):
         for model in sorted({r.model for r in selected}):
             mine = sorted((r for r in selected if r.model == model), key=lambda r: r.quantile or 0)
-            ax.plot([str(r.quantile) for r in mine], [r.value for r in mine], marker="o", label=model)
+            ax.plot(
+                [str(r.quantile) for r in mine],
+                [r.value for r in mine],
+                marker="o",
+                label=model,
+                color=colours[model],
+            )
         ax.axhline(ideal, color="black", lw=1, ls="--")
         ax.set(title=f"{inputs.title}: {title}", xlabel="quantile level of the truth", ylabel=ylabel)
         ax.title.set_fontsize(9)

@@ -26,6 +26,7 @@ from stride_core.metrics import (
     spread_skill_ratio,
 )
 from stride_eval.families.base import Family, finite
+from stride_eval.families.panels import threshold_styles
 from stride_eval.inputs import EvalInputs
 
 NAME = "probabilistic"
@@ -135,6 +136,7 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
     fig = new_figure((11.0, 4.0))
     left, right = fig.subplots(1, 2)
     models = sorted({r.model for r in ranks})
+    colours = inputs.colours(r.model for r in rows)
     width = 0.8 / max(len(models), 1)
     for i, model in enumerate(models):
         mine = [r for r in ranks if r.model == model]
@@ -143,6 +145,7 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
             [r.value for r in mine],
             width,
             label=model,
+            color=colours[model],
         )
     if models:
         n_ranks = len([r for r in ranks if r.model == models[0]])
@@ -153,12 +156,16 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
         xlabel="rank of the truth among members",
         ylabel="frequency",
     )
+    styles = threshold_styles(r.threshold for r in forecast)
     for model, threshold in sorted({(r.model, r.threshold) for r in forecast}, key=str):
         mine = [r for r in forecast if r.model == model and r.threshold == threshold]
+        line, marker = styles[threshold]
         right.plot(
             [r.value for r in mine],
             [observed[(model, threshold, r.bin)] for r in mine],
-            marker="o",
+            marker=marker,
+            ls=line,
+            color=colours[model],
             label=f"{model} > {threshold:.3g} {inputs.units}",
         )
     right.plot([0, 1], [0, 1], color="black", lw=1, ls="--")

@@ -130,13 +130,14 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
         return None
     fig = new_figure((11.0, 4.0))
     left, right = fig.subplots(1, 2)
+    colours = inputs.colours(r.model for r in rows)
     for model in sorted({r.model for r in psd}):
         mine = [r for r in psd if r.model == model]
         left.loglog(
             [r.wavenumber for r in mine],
             [r.value for r in mine],
             label=model,
-            color="black" if model == "truth" else None,
+            color=colours[model],
         )
     left.set(
         title=f"{inputs.title}: radially averaged power spectrum",
@@ -147,7 +148,9 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
     pooled_crps = [r for r in rows if r.metric == "crps_pooled"]
     for model in sorted({r.model for r in pooled_crps}):
         mine = sorted((r for r in pooled_crps if r.model == model), key=lambda r: r.scale or 0)
-        right.plot([r.scale for r in mine], [r.value for r in mine], marker="o", label=model)
+        right.plot(
+            [r.scale for r in mine], [r.value for r in mine], marker="o", label=model, color=colours[model]
+        )
     right.set(
         title=f"{inputs.title}: CRPS after average pooling",
         xlabel="pooling factor",

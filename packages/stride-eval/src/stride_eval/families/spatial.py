@@ -19,11 +19,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from stride_contracts import MetricRow
-from stride_core.map_style import difference_style, magnitude_style
+from stride_core.map_style import difference_style, draw_map, magnitude_style
 from stride_core.maps import new_figure
 from stride_core.metrics import fss_sums, semivariogram, semivariogram_sums, weighted_mean
 from stride_eval.families.base import Family, finite
-from stride_eval.families.panels import panel_colour_bar, show_panel
+from stride_eval.families.panels import panel_colour_bar, threshold_styles
 from stride_eval.families.temporal import PairSums
 from stride_eval.inputs import EvalInputs
 
@@ -163,7 +163,8 @@ def compute(inputs: EvalInputs) -> list[MetricRow]:
 
 
 def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
-    """Per model: bias and RMSE maps of the point forecast; last column: FSS against neighbourhood width."""
+    """Per model: bias and RMSE maps of the point forecast; last column: FSS against neighbourhood width
+    (in the model's colour, one line style per threshold)."""
     maps = {model: score_maps(p.point, inputs.truth) for model, p in inputs.predictions.items()}
     return maps_figure(rows, inputs, maps)
 
@@ -188,18 +189,31 @@ def maps_figure(
         ),
         "RMSE": magnitude_style(list(rmse_maps.values()), inputs.units, "RMSE", inputs.precipitation),
     }
+    colours = inputs.colours(models)
+    styles = threshold_styles(r.threshold for r in rows if r.metric == "fss")
     for i, model in enumerate(models):
-        for ax, (name, image) in zip(
-            axes[i][:2], (("bias", maps[model]["bias"]), ("RMSE", rmse_maps[model])), strict=True
+        for column, (ax, (name, image)) in enumerate(
+            zip(axes[i][:2], (("bias", maps[model]["bias"]), ("RMSE", rmse_maps[model])), strict=True)
         ):
-            show_panel(ax, image, scales[name], f"{model}: {name} of the mean", inputs.lat_descending)
+            draw_map(
+                ax,
+                image,
+                scales[name],
+                inputs.frame,
+                f"{model}: {name} of the mean",
+                xlabel=i == len(models) - 1,
+                ylabel=column == 0,
+            )
         fss = [r for r in rows if r.metric == "fss" and r.model == model]
         for threshold in sorted({r.threshold for r in fss if r.threshold is not None}):
             mine = sorted((r for r in fss if r.threshold == threshold), key=lambda r: r.scale or 0)
+            line, marker = styles[threshold]
             axes[i][2].plot(
                 [r.scale for r in mine],
                 [r.value for r in mine],
-                marker="o",
+                ls=line,
+                marker=marker,
+                color=colours[model],
                 label=f"> {threshold:.3g} {inputs.units}",
             )
         axes[i][2].set(

@@ -138,6 +138,7 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
         return None
     fig = new_figure((5.5, 4.0))
     ax = fig.subplots()
+    colours = inputs.colours(r.model for r in rows)
     for model in list(dict.fromkeys(r.model for r in values)):
         mine = sorted((r for r in values if r.model == model), key=lambda r: r.lag or 0)
         ax.plot(
@@ -145,7 +146,7 @@ def plot(rows: Sequence[MetricRow], inputs: EvalInputs) -> Figure | None:
             [r.value for r in mine],
             marker="o",
             label=model,
-            color="black" if model == "truth" else None,
+            color=colours[model],
         )
     ax.set(title=f"{inputs.title}: autocorrelation", xlabel="lag (time steps)", ylabel="mean correlation")
     ax.legend(fontsize=8)
