@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# `make pants-check`: run Pants 2 on the repository with what this kind of machine has. pants.toml names
+# Pants 2.27, which needs the `pants` launcher (a download from GitHub, unreachable here); the newest Pants
+# on the package index that runs from a plain virtualenv is pantsbuild.pants 2.17.1 (cp39 wheels only), so
+# this script makes a Python 3.9 virtualenv with that pin and runs it with two overrides: --pants-version
+# and the 2.17 name of the Ruff backend (2.27 renamed it ...ruff.check).
+#
+#   ci/pants-check.sh
+#
+# Checks: `pants tailor --check ::` (every source file owned by a target), `pants list ::` (the BUILD files
+# parse; nine python_distribution targets) and `pants peek` of those nine (name and version equal to their
+# pyproject.toml). Not run, and why (measured 2026-12-03, see README "Running on a cluster"): anything that
+# runs Python rules (`dependencies`, `test`, `package`) needs the pex binary that Pants downloads from GitHub
+# (unreachable here; a PEX of PyPI's pex 2.1.137 passed as --pex-cli-url-template gets past that), then
+# `pants dependencies ::` fails on the root BUILD's tests importing `conftest` (six conftest modules, one
+# per tests/ source root: ambiguous), and `pants package` could not fetch setuptools inside pex. `pants test`
+# also needs requirements/pants.lock (`pants generate-lockfiles`, never run: a full resolve of lock.txt).
+# Not part of `make test`: minutes of cold start (about 4 on a loaded 2-core machine) and the package index.
+# Environment: PANTS_PYTHON [python3.9, else pyenv's 3.9], PANTS_VENV [build/pants-venv], PYTHON [python3,
+# >= 3.11: tomllib].
+set -euo pipefail
+cd "$(dirname "$0")/.."
+version=2.17.1
+PYTHON=${PYTHON:-python3}
+venv=${PANTS_VENV:-build/pants-venv}
+is_39() { "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 9))' > /dev/null 2>&1; }
+py=${PANTS_PYTHON:-}
+if [ -z "$py" ]; then
+  # (a pyenv shim named python3.9 may exist without that version installed: each candidate is run)
+  for candidate in python3.9 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.9.*/bin/python; do
+    if is_39 "$candidate"; then py=$candidate; break; fi
+  done
+fi
+if [ -z "$py" ] || ! is_39 "$py"; then
+  echo "pants-check: Pants $version needs CPython 3.9 (its only wheels are cp39); set PANTS_PYTHON=..." >&2
+  exit 2
+fi
+start=$SECONDS
+if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("pantsbuild.pants"))' 2> /dev/null)" != "$version" ]; then
+  rm -rf "$venv"
+  "$py" -m venv "$venv"
+  "$venv/bin/pip" install --quiet "pantsbuild.pants==$version"
+  echo "pants-check: $venv with pantsbuild.pants==$version [$((SECONDS - start)) s]"
+fi
+# Pants' work and pid folders under build/ (ignored), not .pants.d/ and .pids/ in the checkout.
+pants=("$venv/bin/pants" "--pants-version=$version" --no-pantsd --no-dynamic-ui
+  "--pants-workdir=$PWD/build/pants.d" "--pants-subprocessdir=$PWD/build/pants.pids"
+  "--backend-packages=['pants.backend.python','pants.backend.experimental.python.lint.ruff','pants.backend.python.typecheck.mypy']")
+
+t=$SECONDS
+"${pants[@]}" tailor --check ::
+echo "pants-check: tailor --check passed [$((SECONDS - t)) s]"
+t=$SECONDS
+targets=$("${pants[@]}" list ::)
+mapfile -t dist_targets < <(grep ':dist$' <<< "$targets")
+dists=${#dist_targets[@]}
+echo "pants-check: $(wc -l <<< "$targets") targets, $dists distributions [$((SECONDS - t)) s]"
+[ "$dists" = 9 ] || { echo "pants-check: expected 9 python_distribution targets (:dist), found $dists" >&2; exit 1; }
+t=$SECONDS
+# Each distribution's name and version as Pants reads them from its BUILD, against its pyproject.toml.
+"${pants[@]}" peek "${dist_targets[@]}" | "$PYTHON" -c '
+import json, sys, tomllib
+problems = 0
+for target in json.load(sys.stdin):
+    folder = target["address"].split(":")[0]
+    project = tomllib.load(open(f"{folder}/pyproject.toml", "rb"))["project"]
+    got = (target["provides"]["name"], target["provides"]["version"])
+    want = (project["name"], project["version"])
+    if got != want:
+        print(f"pants-check: {folder}:dist provides {got}, its pyproject.toml {want}", file=sys.stderr)
+        problems += 1
+sys.exit(problems > 0)'
+echo "pants-check: peek of the $dists distributions equals their pyproject.toml [$((SECONDS - t)) s]"
+echo "pants-check: passed in $((SECONDS - start)) s"
