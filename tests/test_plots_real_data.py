@@ -5,7 +5,8 @@ Each store's truth is real fields; its "members" are the same source's real fiel
 steps (a plausible, imperfect ensemble) filled with 0 where the truth is NaN, as a model predicts everywhere;
 the LR input is real too: the truth conservatively coarsened, or (MeteoNet) ARPEGE t2m, another variable on
 the LR grid. The figures are captured as they are saved, so the tests check what is drawn (colour scales,
-masks, colour-bar labels from the variable registry) as well as the PNG files (non-empty, decodable).
+masks, colour-bar labels from the variable registry, lon/lat axes and coastlines, one colour per model) as
+well as the PNG files (non-empty, decodable).
 """
 
 from __future__ import annotations
@@ -331,3 +332,59 @@ def test_radar_family_figures_from_stride_eval(
     dates = saved["dates_precip.png"]
     assert colour_bar_labels(dates) == ["precipitation rate [mm h-1]"]
     assert all(isinstance(ax.images[0].norm, BoundaryNorm) for ax in dates.axes if ax.images)
+
+
+def test_era5_family_figures_have_lat_lon_axes_coastlines_and_one_colour_per_model(
+    era5: Path, tmp_path: Path, saved: dict[str, Figure]
+) -> None:
+    """stride-eval's maps on the store's lon/lat with the ERA5 land-sea mask's coastline, and each model
+    (stride, a compared store, the baselines) in one colour in its line figures and stride-plot's summary."""
+    from stride_eval.cli import main as eval_main
+    from stride_plot.cli import main as plot_main
+
+    out = tmp_path / "metrics.parquet"
+    assert (
+        eval_main(
+            [
+                "--samples",
+                str(era5),
+                "--compare",
+                f"regression={era5}",
+                "--out",
+                str(out),
+                "--mode",
+                "full",
+                "--set",
+                "families=[probabilistic,distributions,extremes,spatial,scale,dates]",
+            ]
+        )
+        == 0
+    )
+    assert plot_main(["--samples", str(era5), "--metrics", str(out), "--out", str(tmp_path / "plots")]) == 0
+    lat, lon = (xr.open_zarr(era5)[name].values for name in ("lat", "lon"))
+    for name in ("spatial_t2m.png", "dates_t2m.png"):
+        maps = [ax for ax in saved[name].axes if ax.images]
+        assert maps, name
+        for ax in maps:
+            left, right = ax.get_xlim()
+            bottom, top = ax.get_ylim()
+            assert left < lon.min() < lon.max() < right and right - left < 1.1 * (lon.max() - lon.min()) + 1
+            assert bottom < lat.min() < lat.max() < top
+            assert ax.collections, f"{name}: no coastline over the UK"
+        assert "longitude [deg E]" in {ax.get_xlabel() for ax in maps}
+        assert "latitude [deg N]" in {ax.get_ylabel() for ax in maps}
+    summary = saved["metrics_summary.png"]
+    crps = next(ax for ax in summary.axes if ax.get_title().startswith("crps ["))
+    bar_colours = {
+        tick.get_text(): to_rgba(bar.get_facecolor())
+        for tick, bar in zip(crps.get_xticklabels(), crps.patches, strict=True)
+    }
+    assert {"stride", "regression", "bicubic", "bilinear"} <= set(bar_colours)
+    assert len(set(bar_colours.values())) == len(bar_colours)
+    for name in ("scale_t2m.png", "extremes_t2m.png", "distributions_t2m.png"):
+        lines = [
+            line for ax in saved[name].axes for line in ax.get_lines() if line.get_label() in bar_colours
+        ]
+        assert lines, name
+        for line in lines:
+            assert to_rgba(line.get_color()) == bar_colours[str(line.get_label())], (name, line.get_label())
