@@ -239,14 +239,18 @@ def cell_extent(rows: NDArray[Any], cols: NDArray[Any]) -> Extent:
     )
 
 
+def grid_extent(rows: NDArray[Any], cols: NDArray[Any], projected: bool) -> Extent:
+    """Cell-edge extent of 1-D cell centres: degrees on lat/lon grids, kilometres (from metres) on projected ones."""
+    unit = 1000.0 if projected else 1.0
+    return cell_extent(np.asarray(rows, dtype=np.float64) / unit, np.asarray(cols, dtype=np.float64) / unit)
+
+
 def map_extents(samples: xr.Dataset, projected: bool) -> tuple[Extent, Extent]:
     """HR and LR extents: degrees on lat/lon grids, kilometres of the projection on projected ones."""
-    if projected:
-        km = {name: samples[name].values / 1000.0 for name in ("y", "x", "y_lr", "x_lr")}
-        return cell_extent(km["y"], km["x"]), cell_extent(km["y_lr"], km["x_lr"])
+    rows, cols = ("y", "x") if projected else ("lat", "lon")
     return (
-        cell_extent(samples["lat"].values, samples["lon"].values),
-        cell_extent(samples["lat_lr"].values, samples["lon_lr"].values),
+        grid_extent(samples[rows].values, samples[cols].values, projected),
+        grid_extent(samples[f"{rows}_lr"].values, samples[f"{cols}_lr"].values, projected),
     )
 
 
@@ -283,8 +287,7 @@ def map_frame(
     coords = [samples.coords.get(n, samples.get(n)) for n in names]
     extent = None
     if all(c is not None and c.ndim == 1 and c.size for c in coords):
-        rows, cols = (np.asarray(c.values, dtype=np.float64) for c in coords)
-        extent = cell_extent(rows / 1000.0, cols / 1000.0) if projected else cell_extent(rows, cols)
+        extent = grid_extent(coords[0].values, coords[1].values, projected)
     return MapFrame(
         extent=extent,
         geographic=not projected,
