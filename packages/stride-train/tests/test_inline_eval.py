@@ -1,15 +1,30 @@
 import math
+import os
+import signal
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
 from stride_contracts import CheckpointManifest
 from stride_core.artifacts import read_manifest_folder
+from stride_core.cli import EXIT_PREEMPTED
 from stride_model import load_weights
 from stride_train.cli import main
+from stride_train.inline_eval import InlineEvaluator
 
 STEPS = ["--steps", "4", "--set", "training.val_every=2"]
+SMALL_INLINE = [
+    "--set",
+    "inline_eval.every=2",
+    "--set",
+    "inline_eval.members=2",
+    "--set",
+    "inline_eval.dates=1",
+]
 
 
 def test_inline_evaluation_logs_scores_and_never_changes_training(
@@ -95,3 +110,32 @@ def test_inline_evaluation_samples_a_larger_domain_in_training_patches(tmp_path:
     scores, _ = evaluator.evaluate(model)
     assert seen and set(seen) == {(16, 24)}
     assert math.isfinite(scores["inline.t2m.crps"]) and math.isfinite(scores["inline.t2m.spread_skill"])
+
+
+def test_a_stop_signal_during_inline_evaluation_stops_at_once_and_resumes_exactly(
+    tiny_args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A radar stride-train held on to SIGTERM for the whole inline evaluation at step 300 (minutes on a CPU),
+    # past any pre-emption grace period. Now the evaluation is abandoned at once and the state saved.
+    assert main([*tiny_args, *STEPS, *SMALL_INLINE, "--out", str(tmp_path / "straight")]) == 0
+
+    original = InlineEvaluator._members
+    finished_sleeping: list[bool] = []
+
+    def pre_empted_while_sampling(self: InlineEvaluator, *args: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # a long sampler: the handler must end it
+        finished_sleeping.append(True)
+        return original(self, *args)
+
+    monkeypatch.setattr(InlineEvaluator, "_members", pre_empted_while_sampling)
+    assert main([*tiny_args, *STEPS, *SMALL_INLINE, "--out", str(tmp_path / "resumed")]) == EXIT_PREEMPTED
+    assert not finished_sleeping  # the sleep was cut short by the handler's exception
+    state = torch.load(tmp_path / ".resumed.inprogress" / "state.pt", weights_only=True)
+    assert state["step"] == 2  # the first inline evaluation's step, not one later
+    monkeypatch.setattr(InlineEvaluator, "_members", original)
+    assert main([*tiny_args, *STEPS, *SMALL_INLINE, "--out", str(tmp_path / "resumed")]) == 0
+    for name in ("weights.pt", "ema_weights.pt"):
+        straight, resumed = (load_weights(tmp_path / run / name) for run in ("straight", "resumed"))
+        for key, value in straight.items():
+            torch.testing.assert_close(resumed[key], value, rtol=0, atol=1e-6, msg=f"{name}:{key}")

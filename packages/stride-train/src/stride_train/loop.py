@@ -8,7 +8,8 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -47,6 +48,10 @@ class TrainResult:
     best: BestWeights
 
 
+class EvaluationInterrupted(Exception):
+    """A stop signal came during an inline evaluation, which was abandoned (it only logs)."""
+
+
 class StopRequested:
     """Set by SIGTERM/SIGUSR1 (SLURM pre-emption) so the loop saves its state and exits cleanly."""
 
@@ -55,9 +60,28 @@ class StopRequested:
     def __init__(self) -> None:
         self.signum = 0
         self._previous: dict[int, Any] = {}
+        self._interrupting = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
+        if self._interrupting:
+            self._interrupting = False
+            raise EvaluationInterrupted(signal.Signals(signum).name)
+
+    @contextmanager
+    def interrupting(self) -> Iterator[None]:
+        """Inside, a stop signal also raises EvaluationInterrupted at once.
+
+        An inline evaluation samples a whole ensemble and can run for minutes on a CPU. Only checking the
+        flag at the next step made a pre-empted job hold on for all of that, past SLURM's grace period.
+        """
+        if self.signum:
+            raise EvaluationInterrupted(signal.Signals(self.signum).name)
+        self._interrupting = True
+        try:
+            yield
+        finally:
+            self._interrupting = False
 
     def install(self) -> None:
         self._previous = {signum: signal.signal(signum, self) for signum in self.SIGNALS}
@@ -286,13 +310,23 @@ def train(
             )
         if inline is not None and inline.due(done):
             figures_folder = folder / "inline" / f"step_{done:07d}"
-            scores, figures = inline.evaluate(ema.model, figures_folder, step=done)
-            run.log_metrics(scores, step=done)
-            for figure in figures:
-                run.log_artifact(figure, f"inline/step_{done:07d}")
-            log.info(
-                "step %d: inline evaluation %s", done, ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
-            )
+            try:
+                with stop.interrupting():
+                    scores, figures = inline.evaluate(ema.model, figures_folder, step=done)
+            except EvaluationInterrupted as interrupted:
+                log.warning("step %d: inline evaluation abandoned on %s", done, interrupted)
+            else:
+                run.log_metrics(scores, step=done)
+                for figure in figures:
+                    run.log_artifact(figure, f"inline/step_{done:07d}")
+                log.info(
+                    "step %d: inline evaluation %s",
+                    done,
+                    ", ".join(f"{k} {v:.4f}" for k, v in scores.items()),
+                )
+        # A signal during this step's validation or inline evaluation: alone, stop now. Under DDP the other
+        # ranks are already in the next step's collectives, so every rank stops together after that step.
+        stopping = stopping or (world.world_size == 1 and stop.signum > 0)
         if done % loop.state_every == 0 and done < loop.steps:
             checkpoint_state(done)
         if stopping:
