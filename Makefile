@@ -83,7 +83,7 @@ test-images: $(STAMP)
 sif: $(STAMP)
 	PYTHON=$(CURDIR)/$(BIN)/python bash ci/with-docker.sh ci/make-sif.sh $(SIF_CLIS)
 
-# Pants 2.17.1 (PyPI, CPython 3.9) on the repository: tailor --check, list, peek (ci/pants-check.sh; minutes).
+# Pants 2.17.1 (PyPI, CPython 3.9) on the repository: tailor --check, list, peek, dependencies (ci/pants-check.sh).
 .PHONY: pants-check
 pants-check: $(STAMP)
 	PYTHON=$(CURDIR)/$(BIN)/python nice -n 10 bash ci/pants-check.sh

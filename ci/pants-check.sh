@@ -8,13 +8,11 @@
 #   ci/pants-check.sh
 #
 # Checks: `pants tailor --check ::` (every source file owned by a target), `pants list ::` (the BUILD files
-# parse; nine python_distribution targets) and `pants peek` of those nine (name and version equal to their
-# pyproject.toml). Not run, and why (measured 2026-12-03, see README "Running on a cluster"): anything that
-# runs Python rules (`dependencies`, `test`, `package`) needs the pex binary that Pants downloads from GitHub
-# (unreachable here; a PEX of PyPI's pex 2.1.137 passed as --pex-cli-url-template gets past that), then
-# `pants dependencies ::` fails on the root BUILD's tests importing `conftest` (six conftest modules, one
-# per tests/ source root: ambiguous), and `pants package` could not fetch setuptools inside pex. `pants test`
-# also needs requirements/pants.lock (`pants generate-lockfiles`, never run: a full resolve of lock.txt).
+# parse; nine python_distribution targets), `pants peek` of those nine (name and version equal to their
+# pyproject.toml) and `pants dependencies ::` (every import owned, against requirements/pants.lock). The
+# pex binary Pants needs for Python rules is built here from PyPI's pex (Pants downloads it from GitHub).
+# Not run, and why (measured 2026-12-03, README "Running on a cluster"): `pants test` and `pants package`
+# fail when pex downloads wheels from files.pythonhosted.org (AssertionError in pex 2.1.137).
 # Not part of `make test`: minutes of cold start (about 4 on a loaded 2-core machine) and the package index.
 # Environment: PANTS_PYTHON [python3.9, else pyenv's 3.9], PANTS_VENV [build/pants-venv], PYTHON [python3,
 # >= 3.11: tomllib].
@@ -42,8 +40,27 @@ if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("
   "$venv/bin/pip" install --quiet "pantsbuild.pants==$version"
   echo "pants-check: $venv with pantsbuild.pants==$version [$((SECONDS - start)) s]"
 fi
+# Pants runs its Python rules with the pex binary, which it downloads from GitHub (unreachable here): build
+# the same pex version from PyPI's wheel and hand it over as a file URL with its own hash and size.
+pex_version=2.1.137
+pex_file=$PWD/build/pex-$pex_version.pex
+if [ ! -s "$pex_file" ]; then
+  rm -rf build/pex-src
+  "$PYTHON" -m pip install --quiet --target build/pex-src "pex==$pex_version"
+  PYTHONPATH=build/pex-src "$PYTHON" -m pex "pex==$pex_version" -c pex -o "$pex_file"
+fi
+pex_sha=$(sha256sum "$pex_file" | cut -d' ' -f1)
+pex_size=$(stat -c %s "$pex_file")
+known=()
+for platform in linux_x86_64 linux_arm64 macos_x86_64 macos_arm64; do
+  known+=("'v$pex_version|$platform|$pex_sha|$pex_size'")
+done
 # Pants' work and pid folders under build/ (ignored), not .pants.d/ and .pids/ in the checkout.
 pants=("$venv/bin/pants" "--pants-version=$version" --no-pantsd --no-dynamic-ui
+  "--pex-cli-version=v$pex_version" "--pex-cli-url-template=file://$pex_file"
+  "--pex-cli-known-versions=[$(IFS=,; echo "${known[*]}")]"
+  "--ca-certs-path=${PANTS_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}"
+  "--python-repos-find-links=['file:///opt/wheels']" "--python-bootstrap-search-path=['<PATH>','<PYENV>']"
   "--pants-workdir=$PWD/build/pants.d" "--pants-subprocessdir=$PWD/build/pants.pids"
   "--backend-packages=['pants.backend.python','pants.backend.experimental.python.lint.ruff','pants.backend.python.typecheck.mypy']")
 
@@ -71,4 +88,8 @@ for target in json.load(sys.stdin):
         problems += 1
 sys.exit(problems > 0)'
 echo "pants-check: peek of the $dists distributions equals their pyproject.toml [$((SECONDS - t)) s]"
+t=$SECONDS
+# Dependency inference over every target, against requirements/pants.lock (imports no target owns fail).
+"${pants[@]}" dependencies :: > /dev/null
+echo "pants-check: dependencies :: inferred for every target [$((SECONDS - t)) s]"
 echo "pants-check: passed in $((SECONDS - start)) s"

@@ -14,6 +14,7 @@ import pandas as pd
 import psutil
 import pytest
 import xarray as xr
+from conftest import DATA, run_cli
 
 from stride_contracts import StatsManifest, StatsRow
 from stride_contracts.dataset import SPLIT_CODES
@@ -21,8 +22,6 @@ from stride_contracts.stats import QUANTILE_LEVELS
 from stride_core.artifacts import read_parquet_artifact
 from stride_stats.compute import QUANTILE_COLUMNS
 from stride_stats.loopback import loopback_cluster
-
-from .conftest import DATA, run_cli
 
 pytest.importorskip("distributed")
 ERA5 = DATA / "era5_uk_t2m_2019-03.nc"
