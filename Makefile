@@ -83,7 +83,8 @@ test-images: $(STAMP)
 sif: $(STAMP)
 	PYTHON=$(CURDIR)/$(BIN)/python bash ci/with-docker.sh ci/make-sif.sh $(SIF_CLIS)
 
-# Pants 2.17.1 (PyPI, CPython 3.9) on the repository: tailor --check, list, peek, dependencies (ci/pants-check.sh).
+# Pants 2.17.1 (PyPI, CPython 3.9) on the repository: tailor --check, list, peek, dependencies, test ::, package ::
+# and the wheels against the pyproject.toml files (ci/pants-check.sh; tens of minutes, not in make test).
 .PHONY: pants-check
 pants-check: $(STAMP)
 	PYTHON=$(CURDIR)/$(BIN)/python nice -n 10 bash ci/pants-check.sh

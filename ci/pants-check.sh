@@ -9,13 +9,18 @@
 #
 # Checks: `pants tailor --check ::` (every source file owned by a target), `pants list ::` (the BUILD files
 # parse; nine python_distribution targets), `pants peek` of those nine (name and version equal to their
-# pyproject.toml) and `pants dependencies ::` (every import owned, against requirements/pants.lock). The
-# pex binary Pants needs for Python rules is built here from PyPI's pex (Pants downloads it from GitHub).
-# Not run, and why (measured 2026-12-03, README "Running on a cluster"): `pants test` and `pants package`
-# fail when pex downloads wheels from files.pythonhosted.org (AssertionError in pex 2.1.137).
-# Not part of `make test`: minutes of cold start (about 4 on a loaded 2-core machine) and the package index.
+# pyproject.toml), `pants dependencies ::` (every import owned, against requirements/pants.lock), then
+# `pants test ::` (every test file in its own sandbox, the end-to-end ones on the real data at STRIDE_DATA)
+# and `pants package ::` (sdist and wheel of the nine under dist/, whose requirements ci/check_wheels.py
+# compares with the pyproject.toml files). The pex binary Pants needs for Python rules is built here from
+# PyPI's pex (Pants downloads it from GitHub).
+# This machine's pip reads a site-wide configuration (/etc/xdg/pip/pip.conf) with a constraints file; pex's
+# pip then turned each constraint into a requirement without a link and stopped on an AssertionError while
+# downloading any locked wheel. Pants' processes get PIP_CONFIG_FILE=/dev/null: pex alone decides.
+# Not part of `make test`: minutes of cold start and the package index, and `pants test ::` runs every file
+# in a fresh process (PANTS_TEST_ARGS narrows it, e.g. PANTS_TEST_ARGS=packages/stride-core::).
 # Environment: PANTS_PYTHON [python3.9, else pyenv's 3.9], PANTS_VENV [build/pants-venv], PYTHON [python3,
-# >= 3.11: tomllib].
+# >= 3.11: tomllib], STRIDE_DATA [../shared/data], PANTS_TEST_ARGS [::].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=2.17.1
@@ -60,6 +65,7 @@ pants=("$venv/bin/pants" "--pants-version=$version" --no-pantsd --no-dynamic-ui
   "--pex-cli-version=v$pex_version" "--pex-cli-url-template=file://$pex_file"
   "--pex-cli-known-versions=[$(IFS=,; echo "${known[*]}")]"
   "--ca-certs-path=${PANTS_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}"
+  "--subprocess-environment-env-vars=['PIP_CONFIG_FILE=/dev/null']"
   "--python-repos-find-links=['file:///opt/wheels']" "--python-bootstrap-search-path=['<PATH>','<PYENV>']"
   "--pants-workdir=$PWD/build/pants.d" "--pants-subprocessdir=$PWD/build/pants.pids"
   "--backend-packages=['pants.backend.python','pants.backend.experimental.python.lint.ruff','pants.backend.python.typecheck.mypy']")
@@ -92,4 +98,16 @@ t=$SECONDS
 # Dependency inference over every target, against requirements/pants.lock (imports no target owns fail).
 "${pants[@]}" dependencies :: > /dev/null
 echo "pants-check: dependencies :: inferred for every target [$((SECONDS - t)) s]"
+t=$SECONDS
+# pants.toml passes STRIDE_DATA to the tests: an absolute path, since each test runs in its own sandbox.
+STRIDE_DATA=$(realpath "${STRIDE_DATA:-../shared/data}")
+export STRIDE_DATA
+read -ra test_args <<< "${PANTS_TEST_ARGS:-::}"
+"${pants[@]}" test "${test_args[@]}"
+echo "pants-check: test ${test_args[*]} passed [$((SECONDS - t)) s]"
+t=$SECONDS
+rm -rf dist/*.whl dist/*.tar.gz
+"${pants[@]}" package ::
+"$PYTHON" ci/check_wheels.py dist
+echo "pants-check: package :: wrote $(find dist -maxdepth 1 -name '*.whl' | wc -l) wheels [$((SECONDS - t)) s]"
 echo "pants-check: passed in $((SECONDS - start)) s"

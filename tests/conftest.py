@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +16,36 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("STRIDE_DATA") or REPO.parent / "shared" / "data")
 ERA5 = "era5_uk_t2m_2019-03.nc"
-BIN = Path(sys.executable).parent
+CLIS = ("stride-data", "stride-stats", "stride-train", "stride-generate", "stride-eval", "stride-plot")
+
+
+def _tool_folder() -> Path:
+    """The folder holding the six CLIs and the other tools the tests run (mlflow, shellcheck, ...).
+
+    With the packages installed (make test) that is the interpreter's bin/. Under `pants test` the sources
+    are only on sys.path and nothing is installed, so each CLI gets a launcher that runs its entry point with
+    this sys.path, beside links to the interpreter's own tools.
+    """
+    installed = Path(sys.executable).parent
+    if (installed / CLIS[0]).exists():
+        return installed
+    folder = Path(tempfile.mkdtemp(prefix="stride-clis-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for tool in installed.iterdir():
+        (folder / tool.name).symlink_to(tool)
+    paths = [os.path.abspath(p) for p in sys.path if p]
+    for cli in CLIS:
+        module = cli.replace("-", "_") + ".cli"
+        launcher = folder / cli
+        launcher.write_text(
+            f"#!{sys.executable}\nimport sys\nsys.path[:0] = {paths!r}\n"
+            f"from {module} import main\nsys.exit(main())\n"
+        )
+        launcher.chmod(0o755)
+    return folder
+
+
+BIN = _tool_folder()
 
 
 @dataclass

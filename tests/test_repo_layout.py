@@ -266,7 +266,8 @@ def test_build_distribution_matches_pyproject(folder: Path) -> None:
         )
     siblings: set[str] = set()
     owns_sources = False
-    for address in dist.kwargs.get("dependencies", []):
+    # ('!!' entries exclude a target from the wheel's requirements, e.g. type stubs: nothing to resolve)
+    for address in (a for a in dist.kwargs.get("dependencies", []) if not a.startswith("!")):
         target_build, name = resolve_address(address, package.build)
         if not target_build.is_file():
             problems.append(f"{where}: dependency {address!r}: no BUILD file {rel(target_build)}")
@@ -274,7 +275,7 @@ def test_build_distribution_matches_pyproject(folder: Path) -> None:
         target = next((t for t in parse_build(target_build) if t.kwargs.get("name") == name), None)
         if target is None:
             problems.append(f"{where}: dependency {address!r}: {rel(target_build)} has no target {name!r}")
-        elif target_build == package.build:
+        elif target_build == package.folder / "src" / "BUILD":
             owns_sources = owns_sources or target.kind == "python_sources"
         elif target.kind != "python_distribution":
             problems.append(
@@ -283,7 +284,7 @@ def test_build_distribution_matches_pyproject(folder: Path) -> None:
         else:
             siblings.add(normalize(target.kwargs["provides"].kwargs["name"]))
     if not owns_sources:
-        problems.append(f"{where}: python_distribution does not depend on this folder's python_sources")
+        problems.append(f"{where}: python_distribution does not depend on the python_sources in src/BUILD")
     if siblings != first_party(package):
         problems.append(
             f"{where}: sibling distributions {sorted(siblings)} != first-party dependencies in "
@@ -307,11 +308,16 @@ def test_build_distribution_matches_pyproject(folder: Path) -> None:
 @pytest.mark.parametrize("folder", package_folders(), ids=PACKAGE_IDS)
 def test_build_targets_own_every_file(folder: Path) -> None:
     package = next(p for p in packages().values() if p.folder == folder)
-    targets = parse_build(package.build)
+    # Sources and tests are declared in their source roots (src/BUILD, tests/BUILD): Pants takes a target's
+    # source root from its BUILD folder. Globs are relative to that folder.
+    builds = [folder / "src" / "BUILD", folder / "tests" / "BUILD"]
+    missing = [rel(b) for b in builds if not b.is_file()]
+    assert not missing, f"missing: {', '.join(missing)}"
+    targets = [(build.parent, t) for build in builds for t in parse_build(build)]
 
     def owned(*kinds: str) -> set[Path]:
         return set().union(
-            *(glob_owned(folder, t.kwargs.get("sources", [])) for t in targets if t.kind in kinds)
+            *(glob_owned(base, t.kwargs.get("sources", [])) for base, t in targets if t.kind in kinds)
         )
 
     def present(base: Path, keep: Any) -> set[Path]:
@@ -325,9 +331,9 @@ def test_build_targets_own_every_file(folder: Path) -> None:
     problems = []
     for kinds, files in expected.items():
         for path in sorted(files - owned(*kinds.split(" or "))):
-            problems.append(f"{rel(path)}: not owned by any {kinds} target in {rel(package.build)}")
-    test_globs = [g for t in targets if t.kind == "python_tests" for g in t.kwargs.get("sources", [])]
-    for path in sorted(glob_owned(folder, test_globs)):
+            problems.append(f"{rel(path)}: not owned by any {kinds} target in {rel(folder)}/src|tests/BUILD")
+    test_globs = [g for _, t in targets if t.kind == "python_tests" for g in t.kwargs.get("sources", [])]
+    for path in sorted(glob_owned(folder / "tests", test_globs)):
         if not path.name.startswith("test_"):
             problems.append(f"{rel(path)}: python_tests owns a file that is not a test module")
     assert not problems, "\n".join(problems)

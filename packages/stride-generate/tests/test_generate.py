@@ -455,8 +455,7 @@ def test_two_ranks_write_the_same_store_as_one_process(tmp_path: Path) -> None:
     env.update(STRIDE_PROGRESS="0", OMP_NUM_THREADS="1")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     done = subprocess.run(
-        [*launcher, "--no-python", str(Path(sys.executable).parent / "stride-generate"), *common,
-         "--out", str(tmp_path / "two.zarr")],
+        [*launcher, "-m", "stride_generate.cli", *common, "--out", str(tmp_path / "two.zarr")],
         env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
