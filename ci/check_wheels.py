@@ -17,18 +17,11 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+# The sibling script (ci/ is on sys.path when this one runs): the same name rules and pyproject list as the
+# container renderer, so the two checks cannot disagree about what a distribution is.
+from render_containers import normalize, pyproject_files, requirement_name
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def requirement_name(requirement: str) -> str:
-    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-    if not match:
-        raise ValueError(f"unreadable requirement {requirement!r}")
-    return normalize(match.group(1))
 
 
 def wheel_requirements(wheel: Path) -> tuple[str, set[str]]:
@@ -49,10 +42,7 @@ def wheel_requirements(wheel: Path) -> tuple[str, set[str]]:
 
 def pyproject_requirements(root: Path) -> dict[str, set[str]]:
     found = {}
-    for pyproject in [
-        root / "schemas" / "pyproject.toml",
-        *sorted((root / "packages").glob("*/pyproject.toml")),
-    ]:
+    for pyproject in pyproject_files(root):
         project = tomllib.loads(pyproject.read_text())["project"]
         found[normalize(project["name"])] = {requirement_name(r) for r in project.get("dependencies", [])}
     return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -56,6 +58,23 @@ class Chain:
 
     def path(self, name: str) -> Path:
         return self.out / name
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """Import a repository script (bench/, ci/) by path as module `name`.
+
+    The script's folder is on sys.path while it loads, since scripts import their siblings by name, and the
+    module is registered in sys.modules first, since dataclasses resolve their annotations through it."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, f"cannot load {path}"
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

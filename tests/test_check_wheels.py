@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import zipfile
 from pathlib import Path
 from types import ModuleType
+
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("check_wheels", REPO / "ci" / "check_wheels.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "ci" / "check_wheels.py", "check_wheels")
 
 
 def _pyproject(folder: Path, name: str, dependencies: list[str]) -> None:

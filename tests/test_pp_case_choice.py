@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import load_script
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.fixture(scope="module")
 def pp_case() -> ModuleType:
-    sys.path.insert(0, str(BENCH))  # pp_case imports its sibling dry_case by name, as a script does
-    try:
-        spec = importlib.util.spec_from_file_location("bench_pp_case", BENCH / "pp_case.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_pp_case"] = module
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
+    return load_script(BENCH / "pp_case.py", "bench_pp_case")  # it imports its sibling dry_case by name
 
 
 def row(crps: float, passes: bool) -> dict[str, Any]:

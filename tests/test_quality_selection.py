@@ -7,14 +7,13 @@ later-half val ratios that a recorded run of 2026-12-03 gave (computed from its 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import load_script
 from scipy import stats
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
@@ -22,12 +21,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
 
 @pytest.fixture(scope="module")
 def quality() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_quality", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_quality"] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH, "bench_quality")
 
 
 DATES = pd.date_range("2019-03-22", periods=16, freq="6h").to_numpy()

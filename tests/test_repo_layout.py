@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 import sys
 import tomllib
@@ -15,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import load_script
 
 
 def _find_root() -> Path:
@@ -503,13 +503,7 @@ def test_third_party_imports_are_installed_with_the_package() -> None:
 
 
 def _renderer() -> ModuleType:
-    path = ROOT / "ci" / "render_containers.py"
-    spec = importlib.util.spec_from_file_location("render_containers", path)
-    assert spec and spec.loader, f"cannot load {rel(path)}"
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "ci" / "render_containers.py", "render_containers")
 
 
 def _first_difference(a: str, b: str) -> str:
