@@ -7,7 +7,8 @@ the test. Inference: that LR file as a climate model would deliver it: converted
 axis wraps) and units changed to degC. The samples are checked in samples.zarr and in their NetCDF export
 (`stride-generate export --format netcdf`), read back undecoded (the raw CF attributes, the time numbers
 decoded here with cftime): the time axis keeps the `360_day` calendar, the variables carry the registry's units
-and the lat/lon coordinates are the training grid's.
+and the lat/lon coordinates are the training grid's. The second test goes the other way round: a model trained
+in a `360_day` calendar downscales a standard-calendar input.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ region: {{center: [54.0, -4.0], size: [16, 24]}}
 splits:
   train: {{start: 2019-03-01T00:00, end: 2019-03-21T23:00}}
   val: {{start: 2019-03-22T00:00, end: 2019-03-25T23:00}}
-  test: {{start: 2019-03-26T00:00, end: 2019-03-31T23:00}}
+  test: {{start: 2019-03-26T00:00, end: {test_end}}}
 """
 
 
@@ -58,67 +59,69 @@ def write_lr_files(out: Path) -> tuple[Path, Path]:
     return out / "lr.nc", out / "projection_360day.nc"
 
 
+def projection_chain(out: Path) -> list[list[str]]:
+    """Build on out/train.yaml, train at smoke budget, build out/inference.yaml on it, generate 2 members."""
+    return [
+        ["stride-data", "build", "--config", f"{out}/train.yaml", "--out", f"{out}/dataset.zarr"],
+        ["stride-stats", "--dataset", f"{out}/dataset.zarr", "--out", f"{out}/stats.parquet"],
+        [
+            "stride-train",
+            "--config",
+            "configs/train_era5_uk.yaml",
+            "--dataset",
+            f"{out}/dataset.zarr",
+            "--stats",
+            f"{out}/stats.parquet",
+            "--out",
+            f"{out}/checkpoint",
+            "--steps",
+            "20",
+            "--set",
+            "model.model_channels=16",
+            "--set",
+            "model.channel_mult=[1,2]",
+            "--set",
+            "model.attn_resolutions=[1]",
+            "--set",
+            "optim.warmup_steps=5",
+            "--set",
+            "training.val_every=10",
+            "--set",
+            "training.batch_size=8",
+            "--set",
+            "inline_eval.dates=2",
+            "--set",
+            "inline_eval.members=2",
+        ],
+        ["stride-data", "build", "--config", f"{out}/inference.yaml", "--out", f"{out}/projection.zarr"],
+        [
+            "stride-generate",
+            "--config",
+            "configs/generate_era5_uk.yaml",
+            "--checkpoint",
+            f"{out}/checkpoint",
+            "--dataset",
+            f"{out}/projection.zarr",
+            "--out",
+            f"{out}/samples.zarr",
+            "--members",
+            "2",
+            "--steps",
+            "4",
+            "--set",
+            "date_stride=120",
+        ],
+    ]
+
+
 def test_train_on_reanalysis_downscale_a_360_day_projection(tmp_path: Path, cli_env: dict[str, str]) -> None:
     lr, projection = write_lr_files(tmp_path)
-    (tmp_path / "train.yaml").write_text(TRAIN.format(era5=ERA5, lr=lr))
+    (tmp_path / "train.yaml").write_text(TRAIN.format(era5=ERA5, lr=lr, test_end="2019-03-31T23:00"))
     (tmp_path / "inference.yaml").write_text(
         f"reference: {tmp_path}/dataset.zarr\nlr_source: {{path: {projection}}}\n"
     )
     out = tmp_path
-    run_chain(
-        [
-            ["stride-data", "build", "--config", f"{out}/train.yaml", "--out", f"{out}/dataset.zarr"],
-            ["stride-stats", "--dataset", f"{out}/dataset.zarr", "--out", f"{out}/stats.parquet"],
-            [
-                "stride-train",
-                "--config",
-                "configs/train_era5_uk.yaml",
-                "--dataset",
-                f"{out}/dataset.zarr",
-                "--stats",
-                f"{out}/stats.parquet",
-                "--out",
-                f"{out}/checkpoint",
-                "--steps",
-                "20",
-                "--set",
-                "model.model_channels=16",
-                "--set",
-                "model.channel_mult=[1,2]",
-                "--set",
-                "model.attn_resolutions=[1]",
-                "--set",
-                "optim.warmup_steps=5",
-                "--set",
-                "training.val_every=10",
-                "--set",
-                "training.batch_size=8",
-                "--set",
-                "inline_eval.dates=2",
-                "--set",
-                "inline_eval.members=2",
-            ],
-            ["stride-data", "build", "--config", f"{out}/inference.yaml", "--out", f"{out}/projection.zarr"],
-            [
-                "stride-generate",
-                "--config",
-                "configs/generate_era5_uk.yaml",
-                "--checkpoint",
-                f"{out}/checkpoint",
-                "--dataset",
-                f"{out}/projection.zarr",
-                "--out",
-                f"{out}/samples.zarr",
-                "--members",
-                "2",
-                "--steps",
-                "4",
-                "--set",
-                "date_stride=120",
-            ],
-        ],
-        cli_env,
-    )
+    run_chain(projection_chain(out), cli_env)
     training = xr.open_zarr(out / "dataset.zarr")
     manifest = zarr.open_group(out / "projection.zarr", mode="r").attrs["stride"]
     assert manifest["has_target"] is False and list(manifest["splits"]) == ["test"]
@@ -182,3 +185,46 @@ def test_train_on_reanalysis_downscale_a_360_day_projection(tmp_path: Path, cli_
         ["stride-eval", "--samples", f"{out}/samples.zarr", "--out", f"{out}/m.parquet"], cli_env
     )
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_train_on_a_360_day_model_downscale_a_standard_calendar_input(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """The other way round: trained on data in a 360_day calendar (the real ERA5 file and its LR block mean,
+    both converted; split dates in that calendar, which has no 31 March), applied to the LR file in its own
+    standard calendar. The samples keep the input's calendar and time stamps."""
+    lr, _ = write_lr_files(tmp_path)
+    with xr.open_dataset(DATA / ERA5, engine="h5netcdf") as era5:
+        era5.load().convert_calendar("360_day", align_on="date").to_netcdf(
+            tmp_path / "hr_360.nc", engine="h5netcdf"
+        )
+    with xr.open_dataset(lr, engine="h5netcdf") as standard:
+        standard.load().convert_calendar("360_day", align_on="date").to_netcdf(
+            tmp_path / "lr_360.nc", engine="h5netcdf"
+        )
+    (tmp_path / "train.yaml").write_text(
+        TRAIN.format(era5=tmp_path / "hr_360.nc", lr=tmp_path / "lr_360.nc", test_end="2019-03-30T23:00")
+    )
+    (tmp_path / "inference.yaml").write_text(
+        f"reference: {tmp_path}/dataset.zarr\nlr_source: {{path: {lr}}}\n"
+    )
+    out = tmp_path
+    run_chain(projection_chain(out), cli_env)
+
+    cftime_times = xr.coders.CFDatetimeCoder(use_cftime=True)
+    training = xr.open_zarr(out / "dataset.zarr", decode_times=cftime_times)
+    assert zarr.open_group(out / "dataset.zarr", mode="r").attrs["stride"]["calendar"] == "360_day"
+    assert training["time"].values[0].calendar == "360_day"
+    inference = xr.open_zarr(out / "projection.zarr")
+    assert np.issubdtype(inference["time"].dtype, np.datetime64) and inference.sizes["time"] == 744
+    # 10 March exists in both calendars: the same LR field reaches the network.
+    np.testing.assert_allclose(
+        inference["cond_dynamic"].sel(time="2019-03-10T12:00").values,
+        training["cond_dynamic"].sel(time=cftime.Datetime360Day(2019, 3, 10, 12)).values,
+        atol=1e-4,
+    )
+    samples = xr.open_zarr(out / "samples.zarr")
+    np.testing.assert_array_equal(samples["time"].values, inference["time"].values[::120])
+    assert "2019-03-31T00:00" in str(samples["time"].values[-1])  # a day the training calendar lacks
+    members = samples["members"].values
+    assert np.isfinite(members).all() and 240 < members.mean() < 300
