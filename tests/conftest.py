@@ -102,6 +102,19 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+# The smoke-budget model of the end-to-end chains: 16 channels, two levels, attention at the lower one.
+SMOKE_MODEL = [
+    "--set",
+    "model.model_channels=16",
+    "--set",
+    "model.channel_mult=[1,2]",
+    "--set",
+    "model.attn_resolutions=[1]",
+    "--set",
+    "optim.warmup_steps=5",
+]
+
+
 def chain_commands(out: Path, *, data: list[str], train: list[str], generate: list[str]) -> list[list[str]]:
     """The six CLIs writing into `out`; `data`, `train` and `generate` add each step's own options."""
     return [
@@ -185,14 +198,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str]) -> 
             "configs/train_era5_uk.yaml",
             "--steps",
             "30",
-            "--set",
-            "model.model_channels=16",
-            "--set",
-            "model.channel_mult=[1,2]",
-            "--set",
-            "model.attn_resolutions=[1]",
-            "--set",
-            "optim.warmup_steps=5",
+            *SMOKE_MODEL,
             "--set",
             "training.val_every=15",
             "--set",

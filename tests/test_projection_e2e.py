@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from conftest import DATA, ERA5, run_chain, run_cli
+from conftest import DATA, ERA5, SMOKE_MODEL, chain_commands, run_chain, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -61,29 +61,15 @@ def write_lr_files(out: Path) -> tuple[Path, Path]:
 
 def projection_chain(out: Path) -> list[list[str]]:
     """Build on out/train.yaml, train at smoke budget, build out/inference.yaml on it, generate 2 members."""
-    return [
-        ["stride-data", "build", "--config", f"{out}/train.yaml", "--out", f"{out}/dataset.zarr"],
-        ["stride-stats", "--dataset", f"{out}/dataset.zarr", "--out", f"{out}/stats.parquet"],
-        [
-            "stride-train",
+    training = chain_commands(
+        out,
+        data=["--config", f"{out}/train.yaml"],
+        train=[
             "--config",
             "configs/train_era5_uk.yaml",
-            "--dataset",
-            f"{out}/dataset.zarr",
-            "--stats",
-            f"{out}/stats.parquet",
-            "--out",
-            f"{out}/checkpoint",
             "--steps",
             "20",
-            "--set",
-            "model.model_channels=16",
-            "--set",
-            "model.channel_mult=[1,2]",
-            "--set",
-            "model.attn_resolutions=[1]",
-            "--set",
-            "optim.warmup_steps=5",
+            *SMOKE_MODEL,
             "--set",
             "training.val_every=10",
             "--set",
@@ -93,6 +79,10 @@ def projection_chain(out: Path) -> list[list[str]]:
             "--set",
             "inline_eval.members=2",
         ],
+        generate=[],
+    )[:3]  # build, stats, train
+    return [
+        *training,
         ["stride-data", "build", "--config", f"{out}/inference.yaml", "--out", f"{out}/projection.zarr"],
         [
             "stride-generate",
