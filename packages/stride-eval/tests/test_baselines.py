@@ -143,7 +143,7 @@ def test_climatology_day_window_wraps_round_the_year(labelled: tuple[Path, pd.Da
     dates = drawn_dates(members[0], times)
     # 11-day windows of two training years hold 2 x 11 - 2 = 20 dates (the first one starts 1 Jan 2001):
     # fewer than 40 members, so drawn with replacement, all within 5 days of 3 January (29 Dec .. 8 Jan).
-    distance = np.minimum(np.abs(dates.dayofyear - 3), 365 - np.abs(dates.dayofyear - 3))
+    distance = np.minimum(np.abs(dates.day_of_year - 3), 365 - np.abs(dates.day_of_year - 3))
     assert distance.max() <= 5 and len(set(dates)) <= 20 and (dates.month == 12).any()
 
 
