@@ -14,13 +14,17 @@ test 21-24 h). The CLI chain runs as subprocesses of the installed tools (.venv/
 build, stride-stats, stride-train (configs/pp/train_pp.yaml, one thread), stride-generate
 (configs/pp/generate_pp.yaml) on the val split once per RainGate rule (hurdle, none: RAIN_GATE_RULES) and on
 the test split with the rule chosen on val (choose_rule), and stride-eval on each (its climatological ensemble
-of the train split, 32 members, is the reference). Every stage is skipped when its output exists, so a killed
-run resumes.
+of the train split, 32 members, is the reference). The regression model of the same backbone (the train
+config with model.kind=regression: same inputs, RainGate and budget, MSE loss) is trained, generated on each
+split and scored in the same stride-eval table (--compare regression=...). Every stage is skipped when its
+output exists, so a killed run resumes.
 
 Reported per split (val: where choices are made; test: the bar), wet = above the RainGate's and stride-eval's
 wet threshold (0.1 mm h-1):
 - truth against ensemble (members pooled) wet frequency, mean wet intensity and the 99th percentile;
 - stride-eval's fair CRPS of the ensemble and of the climatological ensemble, and the skill 1 - CRPS / CRPS_clim;
+- the same figures of every baseline (climatology, regression; qdm and bicubic in the tp case) and STRIDE's skill
+  against each;
 - the gate's mean P(wet) against the truth's wet frequency (its calibration), overall and per P(wet) bin.
 
 The bar: wet frequency within 15% of the truth's, p99 within 20%, CRPS below the climatology's.
@@ -276,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     train += ["--stats", str(stats), "--out", str(checkpoint), "--set", f"training.threads={args.threads}"]
     for override in [*case_train, *args.train_set]:
         train += ["--set", override]
+    # Issue 9 §8: the regression model of the same backbone, inputs, RainGate and budget (MSE instead of the
+    # EDM loss) in the same table; stride-generate predicts its one member, gated by P(wet) >= 0.5.
+    regression = out / "regression" / "checkpoint"
+    train_regression = [*train, "--set", "model.kind=regression"]
+    train_regression[train_regression.index(str(checkpoint))] = str(regression)
     stages = {
         "build": run_stage(
             "build",
@@ -288,22 +297,38 @@ def main(argv: list[str] | None = None) -> int:
             "stats", stats, [tool("stats"), "--dataset", str(dataset), "--out", str(stats)], env, logs
         ),
         "train": run_stage("train", checkpoint, train, env, logs),
+        "train_regression": run_stage("train_regression", regression, train_regression, env, logs),
     }
+
+    def generate(name: str, model: Path, split: str, samples: Path, *overrides: str) -> Path:
+        """stride-generate of one split with configs/pp/generate_pp.yaml; returns the stage's log."""
+        command = [tool("generate"), "--config", str(CONFIGS / "generate_pp.yaml")]
+        command += ["--checkpoint", str(model), "--dataset", str(dataset), "--out", str(samples)]
+        command += ["--set", f"split={split}", "--set", f"threads={args.threads}"]
+        for override in overrides:
+            command += ["--set", override]
+        stages[name] = run_stage(name, samples, command, env, logs)
+        return Path(stages[name]["log"])
+
+    def regression_samples(split: str) -> Path:
+        samples = out / "regression" / split / "samples.zarr"
+        generate(f"generate_{split}_regression", regression, split, samples)
+        return samples
 
     def generate_and_score(split: str, rule: str) -> dict[str, Any]:
         folder = out / split / rule
         samples, metrics = folder / "samples.zarr", folder / "metrics.parquet"
-        generate = [tool("generate"), "--config", str(CONFIGS / "generate_pp.yaml")]
-        generate += ["--checkpoint", str(checkpoint), "--dataset", str(dataset), "--out", str(samples)]
-        generate += ["--set", f"split={split}", "--set", f"threads={args.threads}"]
-        generate += ["--set", f"rain_gate.rule={rule}"]
-        name = f"generate_{split}_{rule}"
-        stages[name] = run_stage(name, samples, generate, env, logs)
+        log = generate(f"generate_{split}_{rule}", checkpoint, split, samples, f"rain_gate.rule={rule}")
         evaluate = [tool("eval"), "--samples", str(samples), "--out", str(metrics)]
         evaluate += ["--set", f"families={EVAL_FAMILIES}", "--set", f"wet_threshold={WET}"]
-        evaluate += ["--set", f"baselines={baselines}"]
+        evaluate += [
+            "--set",
+            f"baselines={baselines}",
+            "--compare",
+            f"regression={regression_samples(split)}",
+        ]
         stages[f"eval_{split}_{rule}"] = run_stage(f"eval_{split}_{rule}", metrics, evaluate, env, logs)
-        return {"rain_gate_rule": rule, **score(samples, metrics, Path(stages[name]["log"]))}
+        return {"rain_gate_rule": rule, **score(samples, metrics, log)}
 
     # The RainGate rule is a choice, so it is made on val; test is scored once, with the rule chosen.
     candidates = {rule: generate_and_score("val", rule) for rule in RAIN_GATE_RULES}
