@@ -315,25 +315,25 @@ def main(argv: list[str] | None = None) -> int:
         generate(f"generate_{split}_regression", regression, split, samples)
         return samples
 
-    def generate_and_score(split: str, rule: str) -> dict[str, Any]:
+    def generate_and_score(split: str, rule: str, regression_split: Path) -> dict[str, Any]:
         folder = out / split / rule
         samples, metrics = folder / "samples.zarr", folder / "metrics.parquet"
         log = generate(f"generate_{split}_{rule}", checkpoint, split, samples, f"rain_gate.rule={rule}")
         evaluate = [tool("eval"), "--samples", str(samples), "--out", str(metrics)]
         evaluate += ["--set", f"families={EVAL_FAMILIES}", "--set", f"wet_threshold={WET}"]
-        evaluate += [
-            "--set",
-            f"baselines={baselines}",
-            "--compare",
-            f"regression={regression_samples(split)}",
-        ]
+        evaluate += ["--set", f"baselines={baselines}", "--compare", f"regression={regression_split}"]
         stages[f"eval_{split}_{rule}"] = run_stage(f"eval_{split}_{rule}", metrics, evaluate, env, logs)
         return {"rain_gate_rule": rule, **score(samples, metrics, log)}
 
-    # The RainGate rule is a choice, so it is made on val; test is scored once, with the rule chosen.
-    candidates = {rule: generate_and_score("val", rule) for rule in RAIN_GATE_RULES}
+    # The RainGate rule is a choice, so it is made on val; test is scored once, with the rule chosen. The
+    # regression members of a split are generated once: every rule's table compares against the same ones.
+    regression_val = regression_samples("val")
+    candidates = {rule: generate_and_score("val", rule, regression_val) for rule in RAIN_GATE_RULES}
     chosen = choose_rule(candidates)
-    results: dict[str, Any] = {"val": candidates[chosen], "test": generate_and_score("test", chosen)}
+    results: dict[str, Any] = {
+        "val": candidates[chosen],
+        "test": generate_and_score("test", chosen, regression_samples("test")),
+    }
     calibration = gate_reliability(checkpoint, dataset)
     print("\nval candidates (RainGate rule):")
     print_table({f"val/{rule}": row for rule, row in candidates.items()})
